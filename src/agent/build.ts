@@ -1,0 +1,38 @@
+/** Wires an AgentContext from a loaded config: logger, GitHub client, stores, publisher. */
+import type { Runtime } from "../runtime/types.ts";
+import type { AgentConfig } from "../config/types.ts";
+import type { Logger } from "../shared/logger.ts";
+import { VERSION } from "../shared/version.ts";
+import { GitHubClient } from "../github/client.ts";
+import { TokenCache } from "../github/token-cache.ts";
+import { EventEmitter, LogPublisher, type Publisher } from "./events.ts";
+import { StateStore } from "./state-store.ts";
+import { AgentTelemetry } from "./telemetry.ts";
+import type { AgentContext } from "./context.ts";
+
+export function buildAgentContext(
+  runtime: Runtime,
+  config: AgentConfig,
+  log: Logger,
+  mode: "check" | "daemon",
+  options: { publisher?: Publisher; fetch?: typeof fetch; now?: () => number } = {},
+): AgentContext {
+  const now = options.now ?? Date.now;
+  const telemetry = new AgentTelemetry(log);
+  const store = new StateStore(runtime, config.state.dir, config.dryRun);
+  const github = config.github.auth
+    ? new GitHubClient({
+        apiUrl: config.github.apiUrl,
+        auth: config.github.auth,
+        requestTimeout: config.github.requestTimeout,
+        retry: { maxRetries: config.refresh.maxRetries, retryBackoff: config.refresh.retryBackoff, maxRetryWait: config.refresh.maxRetryWait },
+        observer: telemetry,
+        userAgent: `runner-token-refresh/${VERSION}`,
+        fetch: options.fetch,
+        now,
+      })
+    : null;
+  const publisher = options.publisher ?? new LogPublisher(log);
+  const events = new EventEmitter({ host: config.host, runtime: runtime.name, nextSeq: () => store.nextSeq(), publisher, log });
+  return { runtime, config, log, github, tokens: new TokenCache(runtime, config.state.dir), store, events, telemetry, mode, now };
+}

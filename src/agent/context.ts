@@ -1,0 +1,39 @@
+/** Everything one pass needs, built once per process by the CLI (and by tests). */
+import type { Runtime } from "../runtime/types.ts";
+import type { AgentConfig } from "../config/types.ts";
+import type { Logger } from "../shared/logger.ts";
+import type { GitHubClient } from "../github/client.ts";
+import type { TokenCache } from "../github/token-cache.ts";
+import type { EventEmitter } from "./events.ts";
+import type { StateStore } from "./state-store.ts";
+import type { AgentTelemetry } from "./telemetry.ts";
+
+export interface AgentContext {
+  runtime: Runtime;
+  config: AgentConfig;
+  log: Logger;
+  /** Null only in fleet mode without own credentials (a later issue). */
+  github: GitHubClient | null;
+  tokens: TokenCache;
+  store: StateStore;
+  events: EventEmitter;
+  telemetry: AgentTelemetry;
+  /** "check" waits lockTimeout and exits 75; "daemon" skips a locked runner for one interval. */
+  mode: "check" | "daemon";
+  now: () => number;
+}
+
+/** Per-pass facts shared between the token step and the runner step. */
+export interface PassState {
+  signal: AbortSignal;
+  /** Scopes where a scope-level GitHub call (mint or list) succeeded in this pass (SPEC 5 404 rule). */
+  scopeConfirmed: Set<string>;
+  tokenResults: Map<string, ScopeTokenResult>;
+}
+
+export interface ScopeTokenResult {
+  ok: boolean;
+  refreshed: boolean;
+  expiresAt: Date | null;
+  error: string | null;
+}

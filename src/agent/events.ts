@@ -1,0 +1,68 @@
+/**
+ * Events and state documents (SPEC 8) leave the agent through one Publisher. This issue's
+ * publisher logs them; the NATS publisher (with its outbox) implements the same interface.
+ */
+import type { Logger } from "../shared/logger.ts";
+import { redactValue } from "../shared/redact.ts";
+import type { Scope } from "../shared/scope.ts";
+import type { Envelope, EventType, StateDocument } from "../shared/types.ts";
+import { VERSION } from "../shared/version.ts";
+
+export interface Publisher {
+  publishEvent(event: Envelope): Promise<void>;
+  putState(doc: StateDocument): Promise<void>;
+  close(): Promise<void>;
+}
+
+export class LogPublisher implements Publisher {
+  constructor(private readonly log: Logger) {}
+  async publishEvent(event: Envelope): Promise<void> {
+    this.log.info({ event: event.type, seq: event.seq, runner: event.runner, data: event.data }, `event ${event.type}`);
+  }
+  async putState(doc: StateDocument): Promise<void> {
+    this.log.debug({ state: doc.name, status: doc.status }, "state");
+  }
+  async close(): Promise<void> {}
+}
+
+/** Builds envelopes with ids and the state dir's sequence, and hands them to the publisher. */
+export class EventEmitter {
+  constructor(
+    private readonly options: {
+      host: string;
+      runtime: string;
+      nextSeq: () => Promise<number>;
+      publisher: Publisher;
+      log: Logger;
+      now?: () => Date;
+    },
+  ) {}
+
+  get publisher(): Publisher {
+    return this.options.publisher;
+  }
+
+  async emit(type: EventType, runner: string | null, scope: Scope | null, data: Record<string, unknown> = {}): Promise<Envelope> {
+    const now = this.options.now?.() ?? new Date();
+    const event: Envelope = {
+      v: 1,
+      id: crypto.randomUUID(),
+      seq: await this.options.nextSeq(),
+      type,
+      time: now.toISOString(),
+      host: this.options.host,
+      runner,
+      scope,
+      agent: { version: VERSION, runtime: this.options.runtime },
+      // Never a secret in an envelope: data may quote errors and config.sh output.
+      data: redactValue(data),
+    };
+    try {
+      await this.options.publisher.publishEvent(event);
+    } catch (err) {
+      // Telemetry must never break token or registration work.
+      this.options.log.warn({ err: String(err), event: type }, "could not publish event");
+    }
+    return event;
+  }
+}

@@ -1,0 +1,104 @@
+/**
+ * One pass: tokens for every scope, then every runner under its lock, then the metrics file and
+ * the state documents (the heartbeat). Returns the exit code a `check` should end with.
+ */
+import { AbortedError, ExitCode, errorMessage, type ExitCodeValue } from "../shared/errors.ts";
+import { scopeKey } from "../shared/scope.ts";
+import type { AgentContext, PassState } from "./context.ts";
+import { refreshScopes } from "./token-step.ts";
+import { checkRunner } from "./runner-step.ts";
+import { buildMetricsDocument, stateDocument, writeMetricsFile } from "./metrics-file.ts";
+import type { MetricsDocument } from "../shared/types.ts";
+
+const CREDENTIAL_WARN_DAYS = 7;
+
+export interface PassResult {
+  exitCode: ExitCodeValue;
+  metrics: MetricsDocument | null;
+  aborted: boolean;
+}
+
+async function reportCredentials(ctx: AgentContext): Promise<void> {
+  const t = ctx.telemetry;
+  if (t.clockSkewSeconds !== null) {
+    ctx.log.warn({ skew_seconds: t.clockSkewSeconds }, `local clock is ${t.clockSkewSeconds}s off GitHub's: fix NTP (App JWTs and the runner's own OAuth break past a few minutes)`);
+    await ctx.events.emit("clock.skew", null, null, { skew_seconds: t.clockSkewSeconds });
+    t.clockSkewSeconds = null;
+  }
+  if (t.credentialExpiresAt) {
+    const days = (t.credentialExpiresAt.getTime() - ctx.now()) / 86_400_000;
+    if (days < CREDENTIAL_WARN_DAYS) {
+      ctx.log.warn({ expires_at: t.credentialExpiresAt.toISOString() }, `the GitHub token expires in ${Math.max(0, Math.floor(days))} days: renew GITHUB_TOKEN before it does`);
+      await ctx.events.emit("credentials.expiring", null, null, { expires_at: t.credentialExpiresAt.toISOString() });
+    }
+    t.credentialExpiresAt = null;
+  }
+}
+
+export async function runPass(ctx: AgentContext, signal: AbortSignal, options: { leadSeconds?: number } = {}): Promise<PassResult> {
+  const pass: PassState = { signal, scopeConfirmed: new Set(), tokenResults: new Map() };
+  let failed = false;
+  let lockTimedOut = false;
+  let aborted = false;
+  try {
+    await refreshScopes(ctx, pass, options.leadSeconds ?? 0);
+    for (const runner of ctx.config.runners) {
+      if (signal.aborted) break;
+      const lockTimeout = ctx.config.refresh.lockTimeout * 1000;
+      const release = ctx.config.dryRun ? async () => {} : await ctx.runtime.files.lock(`${runner.dir}/.rtr-lock`, lockTimeout, Math.max(lockTimeout, 60_000) * 2).catch((err) => {
+        ctx.log.error({ runner: runner.name }, `cannot lock ${runner.dir}: ${errorMessage(err)}: is the dir writable by this user?`);
+        return undefined;
+      });
+      if (release === null) {
+        lockTimedOut = true;
+        ctx.log.warn({ runner: runner.name }, `another agent held the lock on ${runner.dir} past refresh.lockTimeout: ${ctx.mode === "daemon" ? "skipping it for one interval" : "giving up"}`);
+        continue;
+      }
+      const memory = await ctx.store.loadRunner(runner.dir);
+      try {
+        let ok: boolean;
+        if (!release) {
+          memory.status = "failing";
+          memory.lastError = `cannot lock ${runner.dir}: check that the dir exists and is writable by this user`;
+          ok = false;
+        } else {
+          ok = await checkRunner(ctx, pass, runner, memory);
+        }
+        const token = pass.tokenResults.get(scopeKey(runner.scope));
+        if (token && !token.ok) {
+          ok = false;
+          memory.status = memory.status === "ok" ? "failing" : memory.status;
+          memory.lastError = token.error;
+        }
+        if (ok) {
+          if (memory.status !== "deferred_busy") memory.consecutiveFailures = 0;
+          if (memory.status === "ok") memory.lastError = null;
+        } else {
+          memory.consecutiveFailures++;
+          failed = true;
+        }
+      } catch (err) {
+        if (!(err instanceof AbortedError)) throw err;
+        aborted = true;
+      } finally {
+        await ctx.store.saveRunner(runner.dir, memory);
+        await release?.();
+      }
+    }
+    await reportCredentials(ctx);
+  } catch (err) {
+    if (!(err instanceof AbortedError)) throw err;
+    aborted = true;
+  }
+  aborted ||= signal.aborted;
+  for (const result of pass.tokenResults.values()) if (!result.ok) failed = true;
+
+  const metrics = await buildMetricsDocument(ctx);
+  await writeMetricsFile(ctx, metrics);
+  const time = new Date(ctx.now());
+  for (const report of metrics.runners) {
+    await ctx.events.publisher.putState(stateDocument(metrics, report, time)).catch((err) => ctx.log.warn(`could not publish state: ${errorMessage(err)}`));
+  }
+  const exitCode = lockTimedOut && ctx.mode === "check" ? ExitCode.lockTimeout : failed ? ExitCode.failed : ExitCode.ok;
+  return { exitCode, metrics, aborted };
+}

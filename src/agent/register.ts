@@ -1,0 +1,177 @@
+/**
+ * (Re-)registration, exactly the procedure of SPEC 5: never stop a busy runner; stop the service;
+ * move the registration aside; take a valid token; refuse a name that is online under an id this
+ * host never had; config.sh with the token in the environment only; verify `.runner`; start the
+ * service; confirm online. Files are put back whenever configuration fails.
+ */
+import { AbortedError, RegistrationError, errorMessage } from "../shared/errors.ts";
+import { sleep } from "../shared/backoff.ts";
+import { scopeKey } from "../shared/scope.ts";
+import type { RunnerConfig } from "../config/types.ts";
+import { moveAside, restore, discard, type MovedAside } from "../runner/aside.ts";
+import { runConfigure, outputTail } from "../runner/configure.ts";
+import { readLocalState } from "../runner/files.ts";
+import { localJobRunning } from "../runner/local-signals.ts";
+import type { ServiceControl } from "../runner/service.ts";
+import { ensureToken } from "./token-step.ts";
+import type { AgentContext, PassState } from "./context.ts";
+import type { RunnerMemory } from "./state-store.ts";
+
+export type RegisterOutcome =
+  | { kind: "registered"; agentId: number }
+  | { kind: "deferred_busy" }
+  | { kind: "would_register" }
+  | { kind: "failed"; step: string; error: string };
+
+export interface RegisterInput {
+  runner: RunnerConfig;
+  memory: RunnerMemory;
+  service: ServiceControl;
+  serviceActive: boolean;
+  reason: string;
+  /** The current registration's id, when one is on disk. */
+  agentId: number | null;
+  /** Busy flag from this pass's status call, if one was made. */
+  apiBusy: boolean | null;
+}
+
+async function isBusy(ctx: AgentContext, pass: PassState, input: RegisterInput): Promise<boolean> {
+  if (await localJobRunning(ctx.runtime, input.runner.dir)) return true;
+  if (input.apiBusy !== null) return input.apiBusy;
+  if (input.agentId && ctx.github) {
+    // Stopping a runner cancels its job: ask GitHub now rather than trust an old answer.
+    const api = await ctx.github.getRunner(input.runner.scope, input.agentId, pass.signal).catch(() => null);
+    return api?.busy ?? false;
+  }
+  return false;
+}
+
+async function userFor(ctx: AgentContext, runner: RunnerConfig): Promise<string | undefined> {
+  if (ctx.runtime.uid() !== 0) return undefined;
+  if (runner.runAs) return runner.runAs === "root" ? undefined : runner.runAs;
+  const stat = await ctx.runtime.files.stat(runner.dir);
+  if (!stat || stat.uid === 0) return undefined;
+  return (await ctx.runtime.userName(stat.uid)) ?? String(stat.uid);
+}
+
+async function confirmOnline(ctx: AgentContext, pass: PassState, runner: RunnerConfig, agentId: number): Promise<boolean> {
+  if (!ctx.github) return true;
+  const deadline = ctx.now() + ctx.config.refresh.onlineTimeout * 1000;
+  for (let delay = 500; ; delay = Math.min(delay * 2, 10_000)) {
+    const api = await ctx.github.getRunner(runner.scope, agentId, pass.signal).catch((err) => {
+      if (err instanceof AbortedError) throw err;
+      return null;
+    });
+    if (api?.status === "online") return true;
+    if (ctx.now() + delay > deadline) return false;
+    await sleep(delay, pass.signal).catch(() => {
+      throw new AbortedError("stopped while waiting for the runner to come online");
+    });
+  }
+}
+
+export async function register(ctx: AgentContext, pass: PassState, input: RegisterInput): Promise<RegisterOutcome> {
+  const { runner, memory, service } = input;
+  const log = ctx.log.child({ runner: runner.name });
+  if (ctx.config.dryRun) {
+    log.info({ reason: input.reason }, `dry run: would register ${runner.name} (${input.reason})${input.serviceActive ? " after stopping its service" : ""}`);
+    return { kind: "would_register" };
+  }
+  if (await isBusy(ctx, pass, input)) {
+    memory.pendingReregister ??= { reason: input.reason, since: Math.floor(ctx.now() / 1000) };
+    log.info({ reason: input.reason }, "runner is busy: registration deferred to a later pass (a running job is never interrupted)");
+    await ctx.events.emit("runner.deferred_busy", runner.name, runner.scope, { reason: input.reason });
+    return { kind: "deferred_busy" };
+  }
+  if (pass.signal.aborted) throw new AbortedError();
+
+  const fail = async (step: string, err: unknown, moved: MovedAside | null): Promise<RegisterOutcome> => {
+    if (moved) {
+      try {
+        await restore(ctx.runtime, moved);
+      } catch (restoreErr) {
+        log.error({ aside: moved.asideDir }, `could not put the old registration back: ${errorMessage(restoreErr)}: the files are in ${moved.asideDir}`);
+      }
+    }
+    return { kind: "failed", step, error: errorMessage(err) };
+  };
+
+  if (input.serviceActive && service.kind !== "none") {
+    const stopped = await service.stop();
+    if (stopped.code !== 0) return fail("stop_service", new Error(`could not stop the service (${service.kind}): ${outputTail(stopped.stdout, stopped.stderr, 3) || `exit ${stopped.code}`}`), null);
+  }
+
+  let moved: MovedAside;
+  try {
+    moved = await moveAside(ctx.runtime, runner.dir, ctx.store.asideDir(runner.dir));
+  } catch (err) {
+    return fail("move_aside", new Error(`cannot move the registration files aside (${(err as { code?: string }).code ?? errorMessage(err)}): is ${runner.dir} writable by this user?`), null);
+  }
+  if (moved.previousAgentId && !memory.knownIds.includes(moved.previousAgentId)) memory.knownIds.push(moved.previousAgentId);
+
+  // From here on, the registration is in flight: finish it (config.sh is bounded by its timeout)
+  // rather than leave the runner half-configured when a signal arrives.
+  const critical = new AbortController();
+  const criticalPass: PassState = { ...pass, signal: critical.signal };
+  let token;
+  try {
+    token = await ensureToken(ctx, criticalPass, runner.scope);
+  } catch (err) {
+    return fail("token", err, moved);
+  }
+
+  if (ctx.github) {
+    try {
+      const sameName = await ctx.github.findRunnersByName(runner.scope, runner.name, critical.signal);
+      pass.scopeConfirmed.add(scopeKey(runner.scope));
+      const foreign = sameName.find((r) => r.status === "online" && !memory.knownIds.includes(r.id));
+      if (foreign) {
+        const error = `a runner named "${runner.name}" is online at GitHub under id ${foreign.id}, which this host never had: refusing --replace (two hosts must not fight over one name): rename one of them (runners[].name)`;
+        await ctx.events.emit("runner.name_conflict", runner.name, runner.scope, { other_id: foreign.id });
+        return fail("name_conflict", new Error(error), moved);
+      }
+    } catch (err) {
+      return fail("name_lookup", err, moved);
+    }
+  }
+
+  try {
+    await runConfigure(ctx.runtime, runner, token.token, { timeoutSeconds: ctx.config.refresh.configureTimeout, user: await userFor(ctx, runner) });
+  } catch (err) {
+    return fail((err as RegistrationError).step ?? "configure", err, moved);
+  }
+  const local = await readLocalState(ctx.runtime, runner.dir);
+  if (!local.runner) {
+    return fail("verify", new Error(`config.sh exited 0 but ${local.runnerProblem ?? ".runner was not written"}: the runner was not configured`), moved);
+  }
+  const agentId = local.runner.agentId;
+  await discard(ctx.runtime, moved);
+  memory.knownIds = [...new Set([...memory.knownIds, agentId])].slice(-20);
+  memory.registrations++;
+  memory.registeredAt = Math.floor(ctx.now() / 1000);
+  // A registration just made is as good as a status call: the next one is due a statusInterval on.
+  memory.lastStatusCheck = memory.registeredAt;
+  memory.pendingReregister = null;
+  memory.downSince = null;
+  memory.serviceStartTries = 0;
+  memory.offlineSince = null;
+  memory.offlineWarned = false;
+  memory.diagFindings = [];
+  log.info({ agent_id: agentId, reason: input.reason }, `runner ${runner.name} registered (id ${agentId})`);
+
+  if (service.kind !== "none") {
+    const started = await service.start();
+    if (started.code !== 0) {
+      return { kind: "failed", step: "start_service", error: `registered as id ${agentId}, but the service did not start: ${outputTail(started.stdout, started.stderr, 3) || `exit ${started.code}`}` };
+    }
+    try {
+      if (!(await confirmOnline(ctx, pass, runner, agentId))) {
+        return { kind: "failed", step: "confirm_online", error: `registered as id ${agentId} and started, but GitHub did not show it online within refresh.onlineTimeout (${ctx.config.refresh.onlineTimeout}s): see the runner's _diag logs` };
+      }
+    } catch (err) {
+      if (!(err instanceof AbortedError)) throw err;
+      log.info("stopping: not waiting for the new registration to show online");
+    }
+  }
+  return { kind: "registered", agentId };
+}

@@ -1,0 +1,194 @@
+/**
+ * One runner in one pass (SPEC 5): read the files, the service and (rate-aware) the API; then the
+ * mildest remedy that fits. Held → nothing. Intact but its service down → start the service.
+ * Registration only when `.runner` is missing or unreadable, the registration is confirmed gone,
+ * a re-registration is pending, `on-refresh` asks for it, or the service stayed down past
+ * offlineGrace although starting it was tried.
+ */
+import { AbortedError, errorMessage } from "../shared/errors.ts";
+import { backoffDelay } from "../shared/backoff.ts";
+import { scopeKey } from "../shared/scope.ts";
+import type { RunnerConfig } from "../config/types.ts";
+import { readLocalState } from "../runner/files.ts";
+import { scanDiag } from "../runner/local-signals.ts";
+import { createServiceControl, type ServiceControl } from "../runner/service.ts";
+import type { RunnerApiState } from "../github/client.ts";
+import { register } from "./register.ts";
+import type { AgentContext, PassState } from "./context.ts";
+import type { RunnerMemory } from "./state-store.ts";
+
+const nowSeconds = (ctx: AgentContext) => Math.floor(ctx.now() / 1000);
+
+/** The status call: due every statusInterval, sooner when local signals show trouble. */
+async function apiStatus(
+  ctx: AgentContext,
+  pass: PassState,
+  runner: RunnerConfig,
+  agentId: number,
+  memory: RunnerMemory,
+  trouble: boolean,
+): Promise<{ api: RunnerApiState | null | undefined; deleted: boolean }> {
+  const due = memory.lastStatusCheck === null || nowSeconds(ctx) - memory.lastStatusCheck >= ctx.config.github.statusInterval;
+  if (!ctx.github || (!due && !trouble)) return { api: undefined, deleted: false };
+  const log = ctx.log.child({ runner: runner.name });
+  let api: RunnerApiState | null;
+  try {
+    api = await ctx.github.getRunner(runner.scope, agentId, pass.signal);
+  } catch (err) {
+    if (err instanceof AbortedError) throw err;
+    log.warn(`status call failed: ${errorMessage(err)}`);
+    return { api: undefined, deleted: false };
+  }
+  memory.lastStatusCheck = nowSeconds(ctx);
+  if (api) {
+    memory.api = { id: api.id, status: api.status, busy: api.busy, checkedAt: memory.lastStatusCheck };
+    return { api, deleted: false };
+  }
+  // GitHub also answers 404 to a credential that cannot see the scope: believe it only when a
+  // scope-level call succeeded in this pass, so a revoked credential never re-registers a fleet.
+  const key = scopeKey(runner.scope);
+  if (!pass.scopeConfirmed.has(key)) {
+    try {
+      await ctx.github.findRunnersByName(runner.scope, runner.name, pass.signal);
+      pass.scopeConfirmed.add(key);
+    } catch (err) {
+      if (err instanceof AbortedError) throw err;
+      log.warn(`GitHub answered 404 for runner id ${agentId}, but the scope itself could not be read (${errorMessage(err)}): not treating the registration as deleted`);
+      return { api: undefined, deleted: false };
+    }
+  }
+  memory.api = null;
+  log.warn(`GitHub has no runner with id ${agentId}: the registration was deleted`);
+  return { api: null, deleted: true };
+}
+
+/** Starts an inactive service, with backoff between tries. Returns whether it was tried now. */
+async function startService(ctx: AgentContext, runner: RunnerConfig, service: ServiceControl, memory: RunnerMemory): Promise<void> {
+  const wait = memory.serviceStartTries === 0 ? 0 : backoffDelay(memory.serviceStartTries, ctx.config.refresh.interval, 3600, () => 1);
+  if (memory.lastServiceStart !== null && nowSeconds(ctx) - memory.lastServiceStart < wait) return;
+  const log = ctx.log.child({ runner: runner.name });
+  if (ctx.config.dryRun) {
+    log.info(`dry run: would start the ${service.kind} service`);
+    return;
+  }
+  memory.serviceStartTries++;
+  memory.lastServiceStart = nowSeconds(ctx);
+  const result = await service.start();
+  if (result.code === 0) {
+    log.info({ tries: memory.serviceStartTries }, `service was inactive with an intact registration: started it (${service.kind})`);
+    await ctx.events.emit("runner.service_started", runner.name, runner.scope, { tries: memory.serviceStartTries });
+  } else {
+    log.warn({ tries: memory.serviceStartTries }, `could not start the ${service.kind} service: exit ${result.code}`);
+  }
+}
+
+async function trackOffline(ctx: AgentContext, runner: RunnerConfig, memory: RunnerMemory, api: RunnerApiState | null | undefined): Promise<void> {
+  const status = api?.status ?? memory.api?.status;
+  if (status !== "offline") {
+    memory.offlineSince = null;
+    memory.offlineWarned = false;
+    return;
+  }
+  memory.offlineSince ??= nowSeconds(ctx);
+  const offlineFor = nowSeconds(ctx) - memory.offlineSince;
+  if (!memory.offlineWarned && offlineFor >= runner.offlineWarnAfter) {
+    memory.offlineWarned = true;
+    ctx.log.warn({ runner: runner.name }, `runner has been offline for ${Math.round(offlineFor / 3600)}h: GitHub deletes self-hosted runners offline for 14 days (1 day if ephemeral)`);
+    await ctx.events.emit("runner.offline", runner.name, runner.scope, { since: new Date(memory.offlineSince * 1000).toISOString() });
+  }
+}
+
+export async function checkRunner(ctx: AgentContext, pass: PassState, runner: RunnerConfig, memory: RunnerMemory): Promise<boolean> {
+  const log = ctx.log.child({ runner: runner.name });
+  const local = await readLocalState(ctx.runtime, runner.dir);
+  if (!local.dirExists) {
+    memory.status = "failing";
+    memory.registered = false;
+    memory.lastError = `runner dir ${runner.dir} does not exist: unpack the runner there or fix runners[].dir`;
+    log.error(memory.lastError);
+    return false;
+  }
+  memory.registered = Boolean(local.runner);
+  memory.agentId = local.runner?.agentId ?? null;
+  if (local.held) {
+    memory.status = "held";
+    log.info("runner is held (.rtr-hold): left alone");
+    return true;
+  }
+  const service = createServiceControl(ctx.runtime, runner.service, runner.dir, local.serviceUnit);
+  const serviceState = await service.status();
+  memory.serviceActive = serviceState === "unknown" ? null : serviceState === "active";
+
+  const findings = local.runner ? await scanDiag(ctx.runtime, runner.dir) : [];
+  for (const finding of findings.filter((f) => !memory.diagFindings.includes(f))) {
+    log.warn({ finding }, `runner log shows ${finding.replace(/_/g, " ")}`);
+    await ctx.events.emit("runner.diag", runner.name, runner.scope, { finding });
+  }
+  memory.diagFindings = findings;
+
+  const trouble = !local.runner || serviceState === "inactive" || memory.pendingReregister !== null || findings.length > 0;
+  const { api, deleted } = local.runner ? await apiStatus(ctx, pass, runner, local.runner.agentId, memory, trouble) : { api: undefined, deleted: false };
+  const known = api ?? (api === undefined && memory.api?.id === local.runner?.agentId ? memory.api : null);
+  memory.online = known ? known.status === "online" : null;
+  memory.busy = known ? known.busy : null;
+
+  const tokenResult = pass.tokenResults.get(scopeKey(runner.scope));
+  let reason: string | null = null;
+  if (!local.configured) reason = "not_configured";
+  else if (!local.runner) reason = "local_files_corrupt";
+  else if (deleted) reason = "deleted_on_github";
+  else if (memory.pendingReregister) reason = memory.pendingReregister.reason;
+  else if (ctx.config.refresh.reregister === "on-refresh" && tokenResult?.refreshed) reason = "on_refresh";
+
+  if (!reason && service.kind !== "none") {
+    if (serviceState === "inactive") {
+      memory.downSince ??= nowSeconds(ctx);
+      const downFor = nowSeconds(ctx) - memory.downSince;
+      const onlineElsewhere = known?.status === "online";
+      if (!onlineElsewhere && memory.serviceStartTries > 0 && downFor >= runner.offlineGrace) reason = "offline_grace";
+      else await startService(ctx, runner, service, memory);
+    } else if (serviceState === "active") {
+      memory.downSince = null;
+      memory.serviceStartTries = 0;
+    }
+  }
+  await trackOffline(ctx, runner, memory, api);
+
+  if (local.runnerProblem) log.warn(`${local.runnerProblem}: re-registering`);
+  if (!reason) {
+    memory.status = tokenResult && !tokenResult.ok ? "failing" : "ok";
+    return tokenResult?.ok ?? true;
+  }
+
+  const outcome = await register(ctx, pass, {
+    runner,
+    memory,
+    service,
+    serviceActive: serviceState === "active",
+    reason,
+    agentId: local.runner?.agentId ?? null,
+    apiBusy: api ? api.busy : null,
+  });
+  switch (outcome.kind) {
+    case "registered":
+      memory.registered = true;
+      memory.agentId = outcome.agentId;
+      memory.status = "ok";
+      await ctx.events.emit("runner.registered", runner.name, runner.scope, { agent_id: outcome.agentId, reason });
+      return true;
+    case "deferred_busy":
+      memory.status = "deferred_busy";
+      return true;
+    case "would_register":
+      memory.status = "unregistered";
+      return true;
+    case "failed": {
+      memory.status = "failing";
+      const failures = memory.consecutiveFailures + 1;
+      log.error({ step: outcome.step, consecutive_failures: failures }, `registration failed at ${outcome.step}: ${outcome.error}`);
+      await ctx.events.emit("runner.registration_failed", runner.name, runner.scope, { step: outcome.step, error: outcome.error, consecutive_failures: failures, reason });
+      memory.lastError = outcome.error;
+      return false;
+    }
+  }
+}

@@ -1,0 +1,138 @@
+/**
+ * What the agent remembers between passes and processes, in the state dir. One small file per
+ * runner (written under that runner's lock) and one per scope (under the scope's lock), so a cron
+ * `check` and a daemon on one host never overwrite each other's memory.
+ */
+import { join } from "node:path";
+import { encodeToken, scopeKey, type Scope } from "../shared/scope.ts";
+import type { RunnerStatus } from "../shared/types.ts";
+import type { Runtime } from "../runtime/types.ts";
+
+export interface RunnerMemory {
+  /** Every agentId this host registered or found in files it moved aside (name-conflict check). */
+  knownIds: number[];
+  registrations: number;
+  /** Epoch seconds of the last registration this agent made. */
+  registeredAt: number | null;
+  pendingReregister: { reason: string; since: number } | null;
+  lastStatusCheck: number | null;
+  api: { id: number; status: "online" | "offline"; busy: boolean; checkedAt: number } | null;
+  /** First pass that saw the service inactive (for offlineGrace). */
+  downSince: number | null;
+  serviceStartTries: number;
+  lastServiceStart: number | null;
+  /** First pass that saw the runner offline at GitHub (for offlineWarnAfter). */
+  offlineSince: number | null;
+  offlineWarned: boolean;
+  diagFindings: string[];
+  consecutiveFailures: number;
+  lastError: string | null;
+  status: RunnerStatus;
+  registered: boolean;
+  agentId: number | null;
+  serviceActive: boolean | null;
+  online: boolean | null;
+  busy: boolean | null;
+}
+
+export interface ScopeMemory {
+  totalRefreshes: number;
+  failedRefreshes: number;
+  consecutiveFailures: number;
+  lastRefresh: number | null;
+  lastError: string | null;
+}
+
+export function emptyRunnerMemory(): RunnerMemory {
+  return {
+    knownIds: [],
+    registrations: 0,
+    registeredAt: null,
+    pendingReregister: null,
+    lastStatusCheck: null,
+    api: null,
+    downSince: null,
+    serviceStartTries: 0,
+    lastServiceStart: null,
+    offlineSince: null,
+    offlineWarned: false,
+    diagFindings: [],
+    consecutiveFailures: 0,
+    lastError: null,
+    status: "unregistered",
+    registered: false,
+    agentId: null,
+    serviceActive: null,
+    online: null,
+    busy: null,
+  };
+}
+
+export function emptyScopeMemory(): ScopeMemory {
+  return { totalRefreshes: 0, failedRefreshes: 0, consecutiveFailures: 0, lastRefresh: null, lastError: null };
+}
+
+export class StateStore {
+  constructor(
+    private readonly runtime: Runtime,
+    readonly dir: string,
+    /** --dry-run writes nothing. */
+    private readonly readOnly: boolean,
+  ) {}
+
+  runnerFile(runnerDir: string): string {
+    return join(this.dir, "runners", `${encodeToken(runnerDir)}.json`);
+  }
+  scopeFile(scope: Scope): string {
+    return join(this.dir, "scopes", `${encodeToken(scopeKey(scope))}.json`);
+  }
+  lockPath(kind: "scope" | "seq", name: string): string {
+    return join(this.dir, "locks", `${kind}-${encodeToken(name)}`);
+  }
+  asideDir(runnerDir: string): string {
+    return join(this.dir, "aside", encodeToken(runnerDir));
+  }
+
+  private async readJson<T>(path: string, empty: () => T): Promise<T> {
+    try {
+      return { ...empty(), ...(JSON.parse(await this.runtime.files.readText(path)) as Partial<T>) };
+    } catch {
+      // Missing or unreadable memory is not fatal: the agent re-learns it from files and GitHub.
+      return empty();
+    }
+  }
+
+  private async writeJson(path: string, value: unknown): Promise<void> {
+    if (this.readOnly) return;
+    await this.runtime.files.mkdir(join(path, ".."), 0o750);
+    await this.runtime.files.writeAtomic(path, `${JSON.stringify(value, null, 2)}\n`, 0o640);
+  }
+
+  loadRunner(runnerDir: string): Promise<RunnerMemory> {
+    return this.readJson(this.runnerFile(runnerDir), emptyRunnerMemory);
+  }
+  saveRunner(runnerDir: string, memory: RunnerMemory): Promise<void> {
+    return this.writeJson(this.runnerFile(runnerDir), memory);
+  }
+  loadScope(scope: Scope): Promise<ScopeMemory> {
+    return this.readJson(this.scopeFile(scope), emptyScopeMemory);
+  }
+  saveScope(scope: Scope, memory: ScopeMemory): Promise<void> {
+    return this.writeJson(this.scopeFile(scope), memory);
+  }
+
+  /** Next event sequence number, persisted across restarts and shared by every process of this state dir. */
+  async nextSeq(): Promise<number> {
+    const path = join(this.dir, "seq");
+    if (this.readOnly) return 0;
+    const release = await this.runtime.files.lock(this.lockPath("seq", "events"), 30_000, 10_000);
+    if (!release) throw new Error(`state dir ${this.dir}: the event sequence lock is stuck: remove ${this.lockPath("seq", "events")}.lock`);
+    try {
+      const current = Number((await this.runtime.files.readText(path).catch(() => "0")).trim()) || 0;
+      await this.runtime.files.writeAtomic(path, `${current + 1}\n`, 0o640);
+      return current + 1;
+    } finally {
+      await release();
+    }
+  }
+}

@@ -1,0 +1,44 @@
+/** `status`: the metrics file as a table (or the document itself with --json). */
+import type { Runtime } from "../runtime/types.ts";
+import { formatDuration } from "../shared/duration.ts";
+import type { MetricsDocument } from "../shared/types.ts";
+import { scopeKey } from "../shared/scope.ts";
+import { RtrError, ExitCode } from "../shared/errors.ts";
+
+export async function readMetricsFile(runtime: Runtime, path: string): Promise<MetricsDocument> {
+  let text: string;
+  try {
+    text = await runtime.files.readText(path);
+  } catch {
+    throw new RtrError(`no metrics file at ${path}: run "runner-token-refresh check" first (or pass --metrics-file)`, ExitCode.failed);
+  }
+  try {
+    return JSON.parse(text) as MetricsDocument;
+  } catch {
+    throw new RtrError(`${path} is not valid JSON: it is rewritten by the next check`, ExitCode.failed);
+  }
+}
+
+function yesNo(v: boolean | null): string {
+  return v === null ? "?" : v ? "yes" : "no";
+}
+
+export function renderStatusTable(doc: MetricsDocument, nowSeconds: number): string {
+  const header = ["RUNNER", "SCOPE", "STATUS", "REGISTERED", "SERVICE", "ONLINE", "BUSY", "TOKEN LEFT", "FAILURES", "LAST ERROR"];
+  const rows = doc.runners.map((r) => [
+    r.name,
+    scopeKey(r.scope),
+    r.status,
+    r.registered ? `yes (${r.agent_id})` : "no",
+    r.service_active === null ? "-" : r.service_active ? "active" : "inactive",
+    yesNo(r.online),
+    yesNo(r.busy),
+    r.token_expires_at === null ? "none" : r.token_expires_at <= nowSeconds ? "expired" : formatDuration(r.token_expires_at - nowSeconds),
+    String(r.consecutive_failures),
+    (r.last_error ?? "").slice(0, 80),
+  ]);
+  const widths = header.map((h, i) => Math.max(h.length, ...rows.map((row) => row[i].length)));
+  const line = (cells: string[]) => cells.map((c, i) => c.padEnd(widths[i])).join("  ").trimEnd();
+  const age = nowSeconds - doc.last_check_timestamp;
+  return [`host ${doc.host}, last check ${formatDuration(age)} ago`, line(header), ...rows.map(line)].join("\n") + "\n";
+}

@@ -1,0 +1,30 @@
+/** Resolves `{ env: NAME }` / `{ file: PATH }` secret references and registers every value for redaction. */
+import { resolve } from "node:path";
+import { ConfigError } from "../shared/errors.ts";
+import { addSecret } from "../shared/redact.ts";
+import type { Runtime } from "../runtime/types.ts";
+import type { SecretRef } from "./schema.ts";
+
+export async function resolveSecret(
+  runtime: Runtime,
+  ref: SecretRef,
+  where: { file: string; path: string; baseDir: string },
+): Promise<string> {
+  let value: string;
+  if (typeof ref === "string") value = ref;
+  else if ("env" in ref) {
+    const v = runtime.env[ref.env];
+    if (!v) throw new ConfigError(`${where.file}: ${where.path}.env: environment variable ${ref.env} is not set: export it or give the secret another way`);
+    value = v;
+  } else {
+    const path = resolve(where.baseDir, ref.file);
+    try {
+      value = (await runtime.files.readText(path)).replace(/\r?\n$/, "");
+    } catch (err) {
+      throw new ConfigError(`${where.file}: ${where.path}.file: cannot read ${path} (${(err as { code?: string }).code ?? "error"}): check the path and that this user may read it`, { cause: err });
+    }
+    if (!value) throw new ConfigError(`${where.file}: ${where.path}.file: ${path} is empty: put the secret in it`);
+  }
+  addSecret(value);
+  return value;
+}

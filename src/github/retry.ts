@@ -1,0 +1,56 @@
+/**
+ * The agent's own retry policy for GitHub calls (SPEC 6), not a library default: `maxRetries`
+ * attempts in all; exponential backoff from `retryBackoff` with jitter; `retry-after` and
+ * `x-ratelimit-reset` honoured up to `maxRetryWait`, past which the pass records a failure
+ * instead of waiting. Retried: 408, 429, 5xx, network errors and timeouts, and a 403 that is a
+ * rate limit (`retry-after` present or `x-ratelimit-remaining: 0`). Other 4xx are final.
+ */
+import { backoffDelay } from "../shared/backoff.ts";
+
+export interface RetryPolicy {
+  maxRetries: number;
+  retryBackoff: number;
+  maxRetryWait: number;
+}
+
+export interface FailedAttempt {
+  status?: number;
+  headers?: Record<string, string | undefined>;
+  /** No HTTP answer at all (connection refused, reset, timeout). */
+  network: boolean;
+}
+
+export function isRateLimit(attempt: FailedAttempt): boolean {
+  if (attempt.status !== 403 && attempt.status !== 429) return false;
+  const h = attempt.headers ?? {};
+  return attempt.status === 429 || h["retry-after"] !== undefined || h["x-ratelimit-remaining"] === "0";
+}
+
+export function isRetryable(attempt: FailedAttempt): boolean {
+  if (attempt.network) return true;
+  const s = attempt.status ?? 0;
+  return s === 408 || s === 429 || s >= 500 || isRateLimit(attempt);
+}
+
+/**
+ * Seconds to wait before the next attempt, or `null` when the server asks for longer than
+ * `maxRetryWait` (the caller gives up and records a failure).
+ */
+export function retryWaitSeconds(attempt: FailedAttempt, attemptNumber: number, policy: RetryPolicy, nowMs: number, random = Math.random): number | null {
+  const h = attempt.headers ?? {};
+  const backoff = backoffDelay(attemptNumber, policy.retryBackoff, policy.maxRetryWait, random);
+  const retryAfter = h["retry-after"];
+  if (retryAfter !== undefined) {
+    const seconds = /^\d+$/.test(retryAfter.trim()) ? Number(retryAfter) : (Date.parse(retryAfter) - nowMs) / 1000;
+    if (Number.isFinite(seconds)) return seconds > policy.maxRetryWait ? null : Math.max(0, seconds);
+  }
+  if (h["x-ratelimit-remaining"] === "0" && h["x-ratelimit-reset"]) {
+    const seconds = Number(h["x-ratelimit-reset"]) - nowMs / 1000 + 1;
+    if (Number.isFinite(seconds)) return seconds > policy.maxRetryWait ? null : Math.max(0, seconds);
+  }
+  if (isRateLimit(attempt)) {
+    // A secondary limit without a hint: GitHub asks for at least a minute (capped by maxRetryWait).
+    return Math.max(backoff, Math.min(60, policy.maxRetryWait));
+  }
+  return backoff;
+}

@@ -1,0 +1,90 @@
+/**
+ * Reads the runner's own files (SPEC 5). .NET writes them as UTF-8, often with a BOM; the
+ * `_migrated` variants take precedence when present, as they do for the runner itself.
+ */
+import { join } from "node:path";
+import type { Runtime } from "../runtime/types.ts";
+
+export const REGISTRATION_FILES = [".runner", ".runner_migrated", ".credentials", ".credentials_migrated", ".credentials_rsaparams"] as const;
+export const HOLD_FILE = ".rtr-hold";
+
+export interface RunnerFile {
+  agentId: number;
+  agentName?: string;
+  poolId?: number;
+  poolName?: string;
+  serverUrl?: string;
+  gitHubUrl?: string;
+  workFolder?: string;
+  ephemeral?: boolean;
+  disableUpdate?: boolean;
+}
+
+export interface LocalRunnerState {
+  dirExists: boolean;
+  /** `.runner` or `.runner_migrated` exists (as the runner itself sees "configured"). */
+  configured: boolean;
+  /** The parsed runner file, when readable. */
+  runner: RunnerFile | null;
+  /** Why a present `.runner` could not be used (empty, truncated, not JSON, no agentId). */
+  runnerProblem: string | null;
+  hasCredentials: boolean;
+  /** The systemd unit from `.service`, if installed. */
+  serviceUnit: string | null;
+  held: boolean;
+  /** mtime of the runner file (registration time when the agent did not register it itself). */
+  runnerFileMtime: number | null;
+}
+
+export function stripBom(text: string): string {
+  return text.charCodeAt(0) === 0xfeff ? text.slice(1) : text;
+}
+
+async function readOptional(runtime: Runtime, path: string): Promise<string | null> {
+  try {
+    return await runtime.files.readText(path);
+  } catch (err) {
+    if ((err as { code?: string }).code === "ENOENT") return null;
+    throw err;
+  }
+}
+
+export function parseRunnerFile(text: string, fileName: string): { runner: RunnerFile | null; problem: string | null } {
+  const body = stripBom(text).trim();
+  if (!body) return { runner: null, problem: `${fileName} is empty` };
+  let data: unknown;
+  try {
+    data = JSON.parse(body);
+  } catch {
+    return { runner: null, problem: `${fileName} is not valid JSON (truncated or corrupted)` };
+  }
+  const agentId = (data as { agentId?: unknown })?.agentId;
+  const id = typeof agentId === "string" && /^\d+$/.test(agentId) ? Number(agentId) : agentId;
+  if (typeof id !== "number" || !Number.isInteger(id) || id <= 0) return { runner: null, problem: `${fileName} has no agentId` };
+  return { runner: { ...(data as RunnerFile), agentId: id }, problem: null };
+}
+
+export async function readLocalState(runtime: Runtime, dir: string): Promise<LocalRunnerState> {
+  const stat = await runtime.files.stat(dir);
+  if (!stat?.isDirectory) {
+    return { dirExists: false, configured: false, runner: null, runnerProblem: null, hasCredentials: false, serviceUnit: null, held: false, runnerFileMtime: null };
+  }
+  const migrated = await readOptional(runtime, join(dir, ".runner_migrated"));
+  const plain = migrated === null ? await readOptional(runtime, join(dir, ".runner")) : null;
+  const runnerText = migrated ?? plain;
+  const runnerName = migrated !== null ? ".runner_migrated" : ".runner";
+  const parsed = runnerText === null ? { runner: null, problem: null } : parseRunnerFile(runnerText, runnerName);
+  const creds = (await runtime.files.stat(join(dir, ".credentials_migrated"))) ?? (await runtime.files.stat(join(dir, ".credentials")));
+  const service = await readOptional(runtime, join(dir, ".service"));
+  const runnerStat = runnerText === null ? null : await runtime.files.stat(join(dir, runnerName));
+  return {
+    dirExists: true,
+    configured: runnerText !== null,
+    runner: parsed.runner,
+    runnerProblem: parsed.problem,
+    hasCredentials: Boolean(creds),
+    serviceUnit: service ? stripBom(service).trim() || null : null,
+    held: Boolean(await runtime.files.stat(join(dir, HOLD_FILE))),
+    runnerFileMtime: runnerStat ? Math.floor(runnerStat.mtimeMs / 1000) : null,
+  };
+}

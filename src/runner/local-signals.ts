@@ -1,0 +1,45 @@
+/** Signals read off the host: a running job (Runner.Worker) and the runner's _diag logs. */
+import { join } from "node:path";
+import type { Runtime } from "../runtime/types.ts";
+
+/** A Runner.Worker process whose binary or working dir lies in this runner dir means a job runs. */
+export async function localJobRunning(runtime: Runtime, dir: string): Promise<boolean> {
+  const prefix = dir.endsWith("/") ? dir : `${dir}/`;
+  for (const p of await runtime.processes()) {
+    const isWorker = p.cmdline.some((arg) => /(^|\/)Runner\.Worker(\.dll)?$/.test(arg)) || (p.exe ?? "").endsWith("/Runner.Worker");
+    if (!isWorker) continue;
+    const inDir = [p.exe, p.cwd, ...p.cmdline].some((x) => x && (x === dir || x.startsWith(prefix)));
+    if (inDir) return true;
+  }
+  return false;
+}
+
+export type DiagFinding = "registration_deleted" | "session_conflict" | "signature_invalid";
+
+const PATTERNS: [DiagFinding, RegExp][] = [
+  ["registration_deleted", /registration has been deleted from the server/i],
+  ["session_conflict", /A session for this runner already exists/i],
+  ["signature_invalid", /The signature is not valid/i],
+];
+const TAIL_BYTES = 64 * 1024;
+
+/** What the newest Runner_*.log says, looking only at its tail (the logs grow large). */
+export async function scanDiag(runtime: Runtime, dir: string): Promise<DiagFinding[]> {
+  const diag = join(dir, "_diag");
+  let names: string[];
+  try {
+    names = (await runtime.files.readdir(diag)).filter((n) => /^Runner_.*\.log$/.test(n)).sort();
+  } catch {
+    return [];
+  }
+  const newest = names.at(-1);
+  if (!newest) return [];
+  let text: string;
+  try {
+    text = await runtime.files.readText(join(diag, newest));
+  } catch {
+    return [];
+  }
+  const tail = text.slice(-TAIL_BYTES);
+  return PATTERNS.filter(([, re]) => re.test(tail)).map(([finding]) => finding);
+}

@@ -1,0 +1,82 @@
+/**
+ * The runtime seam: everything that differs between Node and Deno, and everything that touches
+ * the operating system, goes through this interface. Shared code receives a Runtime and never
+ * reaches for `process`, `Deno` or node: modules of its own (scripts/check-seam.mjs enforces it).
+ */
+export interface SpawnOptions {
+  cwd?: string;
+  /** Extra environment on top of the inherited one; `undefined` values remove a variable. */
+  env?: Record<string, string | undefined>;
+  timeoutMs?: number;
+  /** Run as this user (only when the agent is root): via runuser/setpriv. */
+  user?: string;
+  /** Killing the child group when aborted. */
+  signal?: AbortSignal;
+  /** How much of stdout/stderr to keep (the tail), bytes. */
+  maxOutput?: number;
+}
+
+export interface SpawnResult {
+  code: number | null;
+  signal: string | null;
+  stdout: string;
+  stderr: string;
+  timedOut: boolean;
+  /** The program could not be started at all (ENOENT, EACCES). */
+  spawnError?: { code: string; message: string };
+}
+
+export interface FileStat {
+  isFile: boolean;
+  isDirectory: boolean;
+  mode: number;
+  uid: number;
+  mtimeMs: number;
+  size: number;
+}
+
+export interface ProcessInfo {
+  pid: number;
+  cmdline: string[];
+  exe: string | null;
+  cwd: string | null;
+}
+
+export interface RuntimeFiles {
+  readText(path: string): Promise<string>;
+  /** Atomic: temp file in the same dir, fsync, rename. `mode` defaults to 0o644. */
+  writeAtomic(path: string, data: string, mode?: number): Promise<void>;
+  /** Append and fsync (for append-only logs such as the outbox). */
+  appendDurable(path: string, data: string): Promise<void>;
+  mkdir(path: string, mode?: number): Promise<void>;
+  stat(path: string): Promise<FileStat | null>;
+  readdir(path: string): Promise<string[]>;
+  rename(from: string, to: string): Promise<void>;
+  copyFile(from: string, to: string): Promise<void>;
+  remove(path: string): Promise<void>;
+  chmod(path: string, mode: number): Promise<void>;
+  /** Throws when the directory cannot be written by this process. */
+  assertWritable(path: string): Promise<void>;
+  /** Exclusive cross-process lock on `path`; resolves to a release function, or null on timeout. */
+  lock(path: string, timeoutMs: number, staleMs?: number): Promise<(() => Promise<void>) | null>;
+}
+
+export interface Runtime {
+  readonly name: "node" | "deno";
+  readonly version: string;
+  readonly argv: string[];
+  readonly env: Record<string, string | undefined>;
+  readonly cwd: string;
+  readonly files: RuntimeFiles;
+  hostname(): string;
+  homedir(): string;
+  uid(): number;
+  /** User name for a uid (for runAs defaults); null when unknown. */
+  userName(uid: number): Promise<string | null>;
+  spawn(command: string, args: string[], options?: SpawnOptions): Promise<SpawnResult>;
+  processes(): Promise<ProcessInfo[]>;
+  onSignal(signal: "SIGTERM" | "SIGINT" | "SIGHUP", handler: () => void): () => void;
+  writeStdout(text: string): void;
+  writeStderr(text: string): void;
+  exit(code: number): never;
+}

@@ -1,0 +1,80 @@
+/** The documents the agent writes and publishes (SPEC 7 and 8). */
+import type { Scope } from "./scope.ts";
+
+export type RunnerStatus = "ok" | "refreshing" | "deferred_busy" | "failing" | "unregistered" | "held";
+
+export const EVENT_TYPES = [
+  "token.refreshed",
+  "token.refresh_failed",
+  "runner.registered",
+  "runner.registration_failed",
+  "runner.deferred_busy",
+  "runner.offline",
+  "runner.name_conflict",
+  "runner.service_started",
+  "runner.diag",
+  "clock.skew",
+  "credentials.expiring",
+  "agent.started",
+  "agent.stopped",
+] as const;
+export type EventType = (typeof EVENT_TYPES)[number];
+
+export interface Envelope {
+  v: 1;
+  id: string;
+  seq: number;
+  type: EventType;
+  time: string;
+  host: string;
+  runner: string | null;
+  scope: Scope | null;
+  agent: { version: string; runtime: string };
+  data: Record<string, unknown>;
+}
+
+/** One runner in the metrics file (SPEC 7). */
+export interface RunnerReport {
+  name: string;
+  dir: string;
+  scope: Scope;
+  ephemeral: boolean;
+  registered: boolean;
+  agent_id: number | null;
+  service_active: boolean | null;
+  online: boolean | null;
+  busy: boolean | null;
+  token_expires_at: number | null;
+  last_refresh_timestamp: number | null;
+  total_refreshes: number;
+  failed_refreshes: number;
+  consecutive_failures: number;
+  registrations: number;
+  status: RunnerStatus;
+  last_error: string | null;
+}
+
+export interface MetricsDocument {
+  version: 1;
+  last_check_timestamp: number;
+  last_refresh_timestamp: number | null;
+  total_refreshes: number;
+  failed_refreshes: number;
+  consecutive_failures: number;
+  runner_org: string | null;
+  runner_name: string | null;
+  token_expires_at: number | null;
+  interval: number;
+  threshold: number;
+  alert_after_failures: number;
+  host: string;
+  runners: RunnerReport[];
+}
+
+/** The KV state document: a runner's report plus who and when (SPEC 8). */
+export interface StateDocument extends RunnerReport {
+  v: 1;
+  host: string;
+  time: string;
+  interval: number;
+}

@@ -1,0 +1,163 @@
+// Runs the agent for tests: in-process through main() with a captured runtime (fast), or as a real
+// child process (for signals, locks and crashes). Both return everything the agent printed.
+import { spawn, type ChildProcess } from "node:child_process";
+import { mkdtemp, readFile, rm, writeFile } from "node:fs/promises";
+import { tmpdir } from "node:os";
+import { join } from "node:path";
+import process from "node:process";
+import { createNodeRuntime } from "../../src/runtime/node.ts";
+import { main, type MainOptions } from "../../src/cli/main.ts";
+import { startFakeGitHub, type FakeGitHub } from "./fake-github.ts";
+import { makeRunnerDir, type FakeRunnerDir, type MakeRunnerDirOptions } from "./runner-dir.ts";
+import { assertNoSecrets, collectFiles, type Output } from "./no-secrets.ts";
+
+export const REPO_ROOT = new URL("../..", import.meta.url).pathname;
+const ENTRY = join(REPO_ROOT, "src/main.node.ts");
+
+export interface AgentRun {
+  code: number;
+  stdout: string;
+  stderr: string;
+  logs: Record<string, unknown>[];
+}
+
+export function parseLogs(stdout: string): Record<string, unknown>[] {
+  return stdout
+    .split("\n")
+    .filter((l) => l.startsWith("{"))
+    .map((l) => {
+      try {
+        return JSON.parse(l) as Record<string, unknown>;
+      } catch {
+        return { unparsed: l };
+      }
+    });
+}
+
+/** Events the log publisher printed, in order. */
+export function eventsOf(run: AgentRun, type?: string): Record<string, unknown>[] {
+  return run.logs.filter((l) => typeof l.event === "string" && (!type || l.event === type));
+}
+
+export async function runInProcess(args: string[], env: Record<string, string>, options: MainOptions & { cwd?: string } = {}): Promise<AgentRun> {
+  let stdout = "";
+  let stderr = "";
+  const base = createNodeRuntime();
+  const runtime = {
+    ...base,
+    env: { PATH: process.env.PATH ?? "", HOME: process.env.HOME ?? "/root", ...env },
+    cwd: options.cwd ?? base.cwd,
+    argv: args,
+    writeStdout: (t: string) => void (stdout += t),
+    writeStderr: (t: string) => void (stderr += t),
+    onSignal: () => () => {},
+  };
+  const code = await main(runtime, args, options);
+  return { code, stdout, stderr, logs: parseLogs(stdout) };
+}
+
+export interface SpawnedAgent {
+  child: ChildProcess;
+  done: Promise<AgentRun>;
+  output(): string;
+}
+
+export function spawnAgent(args: string[], env: Record<string, string>, options: { cwd?: string; wrapper?: string[] } = {}): SpawnedAgent {
+  const argv = [...(options.wrapper ?? []), process.execPath, "--import", "tsx", ENTRY, ...args];
+  const child = spawn(argv[0], argv.slice(1), {
+    cwd: options.cwd ?? REPO_ROOT,
+    env: { PATH: process.env.PATH ?? "", HOME: process.env.HOME ?? "/root", NODE_PATH: join(REPO_ROOT, "node_modules"), ...env },
+    stdio: ["ignore", "pipe", "pipe"],
+  });
+  let stdout = "";
+  let stderr = "";
+  child.stdout!.setEncoding("utf8").on("data", (d: string) => (stdout += d));
+  child.stderr!.setEncoding("utf8").on("data", (d: string) => (stderr += d));
+  const done = new Promise<AgentRun>((resolve) => {
+    child.on("close", (code, signal) => resolve({ code: code ?? (signal === "SIGKILL" ? 137 : 128), stdout, stderr, logs: parseLogs(stdout) }));
+  });
+  return { child, done, output: () => stdout + stderr };
+}
+
+/** Polls until `predicate` holds (no fixed sleeps: the CI machine is slow and noisy). */
+export async function waitFor(predicate: () => boolean | Promise<boolean>, what: string, timeoutMs = 20_000): Promise<void> {
+  const deadline = Date.now() + timeoutMs;
+  while (!(await predicate())) {
+    if (Date.now() > deadline) throw new Error(`timed out waiting for ${what}`);
+    await new Promise((r) => setTimeout(r, 25));
+  }
+}
+
+/** A fake GitHub, a runner dir and a state dir, with the env of a seed-style setup. */
+export interface World {
+  github: FakeGitHub;
+  runner: FakeRunnerDir;
+  stateDir: string;
+  tmp: string;
+  env: Record<string, string>;
+  /** Writes a YAML config into tmp and returns its path. */
+  config(yaml: string): Promise<string>;
+  metrics(): Promise<Record<string, any>>;
+  secrets(): string[];
+  /** Every output an operator could see, for the no-secret check. */
+  outputs(runs: AgentRun[]): Promise<Output[]>;
+  assertNoLeaks(runs: AgentRun[]): Promise<void>;
+  close(): Promise<void>;
+}
+
+export async function makeWorld(options: { runner?: Omit<MakeRunnerDirOptions, "github">; tokenTtlSeconds?: number } = {}): Promise<World> {
+  const github = await startFakeGitHub({ tokenTtlSeconds: options.tokenTtlSeconds });
+  const runner = await makeRunnerDir({ github, ...options.runner });
+  const tmp = await mkdtemp(join(tmpdir(), "rtr-test-"));
+  const stateDir = join(tmp, "state");
+  const env: Record<string, string> = {
+    GITHUB_TOKEN: github.pat,
+    GITHUB_API_URL: github.url,
+    RUNNER_ORG: "acme",
+    RUNNER_NAME: "runner-1",
+    RUNNER_DIR: runner.dir,
+    STATE_DIR: stateDir,
+    LOG_FILE: join(tmp, "agent.log"),
+    RETRY_BACKOFF_SECONDS: "0.01",
+  };
+  const world: World = {
+    github,
+    runner,
+    stateDir,
+    tmp,
+    env,
+    async config(yaml) {
+      const path = join(tmp, "config.yaml");
+      await writeFile(path, yaml);
+      return path;
+    },
+    async metrics() {
+      return JSON.parse(await readFile(join(stateDir, "metrics.json"), "utf8"));
+    },
+    secrets: () => [github.pat, ...github.mintedTokens, ...github.mintedRemoveTokens, ...github.installationTokens.keys()],
+    async outputs(runs) {
+      const files = [
+        ...(await collectFiles(stateDir, { exclude: (p) => p.startsWith("tokens/") })),
+        ...(await collectFiles(runner.dir, { exclude: (p) => p.startsWith(".fake/") && p !== ".fake/argv.log" })),
+      ];
+      const log = await readFile(join(tmp, "agent.log"), "utf8").catch(() => "");
+      return [
+        ...runs.flatMap((r, i) => [
+          { label: `run ${i} stdout`, text: r.stdout },
+          { label: `run ${i} stderr`, text: r.stderr },
+        ]),
+        { label: "log file", text: log },
+        ...files,
+      ];
+    },
+    async assertNoLeaks(runs) {
+      assertNoSecrets(world.secrets(), await world.outputs(runs));
+    },
+    async close() {
+      await runner.cleanup();
+      await github.close();
+      await rm(tmp, { recursive: true, force: true });
+    },
+  };
+  return world;
+}
