@@ -1,6 +1,7 @@
 /** Child processes and /proc for Node (Deno runs the same code through its node: layer). */
 import { spawn as nodeSpawn } from "node:child_process";
 import { promises as fs } from "node:fs";
+import process from "node:process";
 import type { ProcessInfo, SpawnOptions, SpawnResult } from "./types.ts";
 
 const DEFAULT_MAX_OUTPUT = 64 * 1024;

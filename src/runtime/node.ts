@@ -1,6 +1,7 @@
 /** The Node implementation of the runtime seam. */
 import { hostname, homedir, userInfo } from "node:os";
 import { promises as fs } from "node:fs";
+import process from "node:process";
 import { nodeFiles } from "./node-files.ts";
 import { listProcesses, spawnProcess } from "./node-process.ts";
 import type { Runtime } from "./types.ts";

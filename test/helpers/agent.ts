@@ -13,6 +13,15 @@ import { assertNoSecrets, collectFiles, type Output } from "./no-secrets.ts";
 
 export const REPO_ROOT = new URL("../..", import.meta.url).pathname;
 const ENTRY = join(REPO_ROOT, "src/main.node.ts");
+const DENO_ENTRY = join(REPO_ROOT, "src/main.deno.ts");
+/** True when the tests themselves run under `deno test`: child agents then run under Deno too. */
+export const UNDER_DENO = "Deno" in globalThis;
+
+/** The command line that starts the agent on the runtime the tests run on. */
+export function agentCommand(): string[] {
+  if (UNDER_DENO) return [process.execPath, "run", "--allow-net", "--allow-env", "--allow-read", "--allow-write", "--allow-run", "--allow-sys=hostname,homedir,uid", DENO_ENTRY];
+  return [process.execPath, "--import", "tsx", ENTRY];
+}
 
 export interface AgentRun {
   code: number;
@@ -63,7 +72,7 @@ export interface SpawnedAgent {
 }
 
 export function spawnAgent(args: string[], env: Record<string, string>, options: { cwd?: string; wrapper?: string[] } = {}): SpawnedAgent {
-  const argv = [...(options.wrapper ?? []), process.execPath, "--import", "tsx", ENTRY, ...args];
+  const argv = [...(options.wrapper ?? []), ...agentCommand(), ...args];
   const child = spawn(argv[0], argv.slice(1), {
     cwd: options.cwd ?? REPO_ROOT,
     env: { PATH: process.env.PATH ?? "", HOME: process.env.HOME ?? "/root", NODE_PATH: join(REPO_ROOT, "node_modules"), ...env },

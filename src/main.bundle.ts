@@ -1,0 +1,10 @@
+/**
+ * Entry of the single-file bundle (dist/runner-token-refresh.mjs), which runs under both `node`
+ * and `deno run`: the one place that picks the runtime at run time.
+ */
+import { createDenoRuntime } from "./runtime/deno.ts";
+import { createNodeRuntime } from "./runtime/node.ts";
+import { main } from "./cli/main.ts";
+
+const runtime = "Deno" in globalThis ? createDenoRuntime() : createNodeRuntime();
+runtime.exit(await main(runtime));
