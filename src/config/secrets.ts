@@ -10,20 +10,22 @@ export async function resolveSecret(
   ref: SecretRef,
   where: { file: string; path: string; baseDir: string },
 ): Promise<string> {
+  // An environment variable that names a file (GITHUB_APP_PRIVATE_KEY_FILE) has no dotted path.
+  const at = (suffix: string) => (where.path ? `${where.file}: ${where.path}.${suffix}` : where.file);
   let value: string;
   if (typeof ref === "string") value = ref;
   else if ("env" in ref) {
     const v = runtime.env[ref.env];
-    if (!v) throw new ConfigError(`${where.file}: ${where.path}.env: environment variable ${ref.env} is not set: export it or give the secret another way`);
+    if (!v) throw new ConfigError(`${at("env")}: environment variable ${ref.env} is not set: export it or give the secret another way`);
     value = v;
   } else {
     const path = resolve(where.baseDir, ref.file);
     try {
       value = (await runtime.files.readText(path)).replace(/\r?\n$/, "");
     } catch (err) {
-      throw new ConfigError(`${where.file}: ${where.path}.file: cannot read ${path} (${(err as { code?: string }).code ?? "error"}): check the path and that this user may read it`, { cause: err });
+      throw new ConfigError(`${at("file")}: cannot read ${path} (${(err as { code?: string }).code ?? "error"}): check the path and that this user may read it`, { cause: err });
     }
-    if (!value) throw new ConfigError(`${where.file}: ${where.path}.file: ${path} is empty: put the secret in it`);
+    if (!value) throw new ConfigError(`${at("file")}: ${path} is empty: put the secret in it`);
   }
   addSecret(value);
   return value;
