@@ -5,7 +5,8 @@ import type { Logger } from "../shared/logger.ts";
 import { VERSION } from "../shared/version.ts";
 import { GitHubClient } from "../github/client.ts";
 import { TokenCache } from "../github/token-cache.ts";
-import { EventEmitter, LogPublisher, type Publisher } from "./events.ts";
+import { EventEmitter, FanoutPublisher, LogPublisher, type Publisher } from "./events.ts";
+import { NatsPublisher } from "../nats/publisher.ts";
 import { StateStore } from "./state-store.ts";
 import { AgentTelemetry } from "./telemetry.ts";
 import type { AgentContext } from "./context.ts";
@@ -32,7 +33,11 @@ export function buildAgentContext(
         now,
       })
     : null;
-  const publisher = options.publisher ?? new LogPublisher(log);
+  const publisher =
+    options.publisher ??
+    (config.nats
+      ? new FanoutPublisher([new LogPublisher(log), new NatsPublisher({ runtime, config: config.nats, stateDir: config.state.dir, log, mode })])
+      : new LogPublisher(log));
   const events = new EventEmitter({ host: config.host, runtime: runtime.name, nextSeq: () => store.nextSeq(), publisher, log });
   return { runtime, config, log, github, tokens: new TokenCache(runtime, config.state.dir), store, events, telemetry, mode, now };
 }

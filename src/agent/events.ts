@@ -5,13 +5,29 @@
 import type { Logger } from "../shared/logger.ts";
 import { redactValue } from "../shared/redact.ts";
 import type { Scope } from "../shared/scope.ts";
-import type { Envelope, EventType, StateDocument } from "../shared/types.ts";
+import type { Envelope, EventType, Publisher, StateDocument } from "../shared/types.ts";
+
+export type { Publisher };
 import { VERSION } from "../shared/version.ts";
 
-export interface Publisher {
-  publishEvent(event: Envelope): Promise<void>;
-  putState(doc: StateDocument): Promise<void>;
-  close(): Promise<void>;
+
+/** Hands every call to each publisher in turn (the log and NATS). */
+export class FanoutPublisher implements Publisher {
+  constructor(private readonly publishers: Publisher[]) {}
+  async publishEvent(event: Envelope): Promise<void> {
+    for (const p of this.publishers) await p.publishEvent(event);
+  }
+  async putState(doc: StateDocument): Promise<void> {
+    for (const p of this.publishers) await p.putState(doc);
+  }
+  async close(): Promise<void> {
+    for (const p of this.publishers) await p.close();
+  }
+  async pending(): Promise<number> {
+    let n = 0;
+    for (const p of this.publishers) n += (await p.pending?.()) ?? 0;
+    return n;
+  }
 }
 
 export class LogPublisher implements Publisher {

@@ -16,6 +16,11 @@ export interface PassResult {
   exitCode: ExitCodeValue;
   metrics: MetricsDocument | null;
   aborted: boolean;
+  /**
+   * Why the exit code is not 0, as one line naming the runner (or scope) and the fix: the CLI
+   * prints it to stderr (SPEC 3: every non-zero exit prints one line). Null when the pass is ok.
+   */
+  error: string | null;
 }
 
 async function reportCredentials(ctx: AgentContext): Promise<void> {
@@ -38,19 +43,23 @@ async function reportCredentials(ctx: AgentContext): Promise<void> {
 export async function runPass(ctx: AgentContext, signal: AbortSignal, options: { leadSeconds?: number } = {}): Promise<PassResult> {
   const pass: PassState = { signal, scopeConfirmed: new Set(), tokenResults: new Map() };
   let failed = false;
-  let lockTimedOut = false;
+  let lockTimedOut: string | null = null;
   let aborted = false;
+  const problems: string[] = [];
   try {
     await refreshScopes(ctx, pass, options.leadSeconds ?? 0);
     for (const runner of ctx.config.runners) {
       if (signal.aborted) break;
       const lockTimeout = ctx.config.refresh.lockTimeout * 1000;
-      const release = ctx.config.dryRun ? async () => {} : await ctx.runtime.files.lock(`${runner.dir}/.rtr-lock`, lockTimeout, Math.max(lockTimeout, 60_000) * 2).catch((err) => {
+      // The lock would mkdir -p a missing runner dir (and then blame config.sh): skip it, so
+      // checkRunner reports the missing dir itself; there is nothing in it to protect.
+      const dirMissing = (await ctx.runtime.files.stat(runner.dir).catch(() => "unreadable")) === null;
+      const release = ctx.config.dryRun || dirMissing ? async () => {} : await ctx.runtime.files.lock(`${runner.dir}/.rtr-lock`, lockTimeout, Math.max(lockTimeout, 60_000) * 2).catch((err) => {
         ctx.log.error({ runner: runner.name }, `cannot lock ${runner.dir}: ${errorMessage(err)}: is the dir writable by this user?`);
         return undefined;
       });
       if (release === null) {
-        lockTimedOut = true;
+        lockTimedOut ??= `another runner-token-refresh held the lock on ${runner.dir} past refresh.lockTimeout (${ctx.config.refresh.lockTimeout}s): let it finish, or raise refresh.lockTimeout`;
         ctx.log.warn({ runner: runner.name }, `another agent held the lock on ${runner.dir} past refresh.lockTimeout: ${ctx.mode === "daemon" ? "skipping it for one interval" : "giving up"}`);
         continue;
       }
@@ -76,6 +85,7 @@ export async function runPass(ctx: AgentContext, signal: AbortSignal, options: {
         } else {
           memory.consecutiveFailures++;
           failed = true;
+          problems.push(`${runner.name}: ${memory.lastError ?? "failed"}`);
         }
       } catch (err) {
         if (!(err instanceof AbortedError)) throw err;
@@ -91,7 +101,12 @@ export async function runPass(ctx: AgentContext, signal: AbortSignal, options: {
     aborted = true;
   }
   aborted ||= signal.aborted;
-  for (const result of pass.tokenResults.values()) if (!result.ok) failed = true;
+  for (const [key, result] of pass.tokenResults) {
+    if (result.ok) continue;
+    failed = true;
+    // A runner that failed for its scope's token already quotes the same error.
+    if (!problems.some((p) => result.error && p.endsWith(result.error))) problems.push(`${key}: ${result.error ?? "token refresh failed"}`);
+  }
 
   const metrics = await buildMetricsDocument(ctx);
   await writeMetricsFile(ctx, metrics);
@@ -100,5 +115,11 @@ export async function runPass(ctx: AgentContext, signal: AbortSignal, options: {
     await ctx.events.publisher.putState(stateDocument(metrics, report, time)).catch((err) => ctx.log.warn(`could not publish state: ${errorMessage(err)}`));
   }
   const exitCode = lockTimedOut && ctx.mode === "check" ? ExitCode.lockTimeout : failed ? ExitCode.failed : ExitCode.ok;
-  return { exitCode, metrics, aborted };
+  const error =
+    exitCode === ExitCode.lockTimeout
+      ? lockTimedOut
+      : exitCode === ExitCode.failed
+        ? `${problems[0] ?? "the pass failed"}${problems.length > 1 ? ` (and ${problems.length - 1} more: see the log)` : ""}`
+        : null;
+  return { exitCode, metrics, aborted, error };
 }

@@ -13,9 +13,13 @@ import { runConfigure, outputTail } from "../runner/configure.ts";
 import { readLocalState } from "../runner/files.ts";
 import { localJobRunning } from "../runner/local-signals.ts";
 import type { ServiceControl } from "../runner/service.ts";
+import type { CachedToken } from "../github/token-cache.ts";
 import { ensureToken } from "./token-step.ts";
 import type { AgentContext, PassState } from "./context.ts";
 import type { RunnerMemory } from "./state-store.ts";
+
+/** A cached token this close to expiry is not handed to config.sh. */
+const MIN_TOKEN_LIFE_MS = 60_000;
 
 export type RegisterOutcome =
   | { kind: "registered"; agentId: number }
@@ -39,9 +43,16 @@ async function isBusy(ctx: AgentContext, pass: PassState, input: RegisterInput):
   if (await localJobRunning(ctx.runtime, input.runner.dir)) return true;
   if (input.apiBusy !== null) return input.apiBusy;
   if (input.agentId && ctx.github) {
-    // Stopping a runner cancels its job: ask GitHub now rather than trust an old answer.
-    const api = await ctx.github.getRunner(input.runner.scope, input.agentId, pass.signal).catch(() => null);
-    return api?.busy ?? false;
+    // Stopping a runner cancels its job: ask GitHub now rather than trust an old answer. When
+    // GitHub cannot say, assume busy: a deferred registration costs a pass, a killed job costs a job.
+    try {
+      const api = await ctx.github.getRunner(input.runner.scope, input.agentId, pass.signal);
+      return api?.busy ?? false;
+    } catch (err) {
+      if (err instanceof AbortedError) throw err;
+      ctx.log.warn({ runner: input.runner.name }, `cannot tell whether the runner is running a job (${errorMessage(err)}): treating it as busy`);
+      return true;
+    }
   }
   return false;
 }
@@ -96,6 +107,20 @@ export async function register(ctx: AgentContext, pass: PassState, input: Regist
     return { kind: "failed", step, error: errorMessage(err) };
   };
 
+  // The token step already failed for this scope in this pass, after its own retries: minting
+  // again at once would repeat a 401/403 that is not retried, ignore a retry-after longer than
+  // maxRetryWait, and break "--max-retries N means at most N requests". Go on only with a cached
+  // token that is still valid; else fail before the service is stopped or a file is moved.
+  const tokenStep = pass.tokenResults.get(scopeKey(runner.scope));
+  let stillValid: CachedToken | null = null;
+  if (tokenStep && !tokenStep.ok) {
+    const cached = await ctx.tokens.read(runner.scope);
+    if (!cached || cached.expiresAt.getTime() - ctx.now() < MIN_TOKEN_LIFE_MS) {
+      return fail("token", new Error(tokenStep.error ?? "the registration token could not be refreshed"), null);
+    }
+    stillValid = cached;
+  }
+
   if (input.serviceActive && service.kind !== "none") {
     const stopped = await service.stop();
     if (stopped.code !== 0) return fail("stop_service", new Error(`could not stop the service (${service.kind}): ${outputTail(stopped.stdout, stopped.stderr, 3) || `exit ${stopped.code}`}`), null);
@@ -113,9 +138,9 @@ export async function register(ctx: AgentContext, pass: PassState, input: Regist
   // rather than leave the runner half-configured when a signal arrives.
   const critical = new AbortController();
   const criticalPass: PassState = { ...pass, signal: critical.signal };
-  let token;
+  let token: CachedToken;
   try {
-    token = await ensureToken(ctx, criticalPass, runner.scope);
+    token = stillValid ?? (await ensureToken(ctx, criticalPass, runner.scope));
   } catch (err) {
     return fail("token", err, moved);
   }

@@ -84,7 +84,11 @@ async function run(runtime: Runtime, args: ParsedArgs, options: MainOptions): Pr
     const result = await runPass(ctx, signal);
     await ctx.events.publisher.close();
     if (config.json && result.metrics) runtime.writeStdout(`${JSON.stringify(result.metrics)}\n`);
-    return result.aborted ? ExitCode.ok : result.exitCode;
+    if (result.aborted) return ExitCode.ok;
+    // SPEC 3: every non-zero exit prints one line to stderr naming the problem and the fix
+    // (a lock held past lockTimeout → 75, a failed refresh or registration → 1).
+    if (result.exitCode !== ExitCode.ok) runtime.writeStderr(`error: ${redact(result.error ?? "the pass failed: see the log").replace(/\s*\n\s*/g, " ")}\n`);
+    return result.exitCode;
   } finally {
     dispose();
   }

@@ -83,7 +83,8 @@ function durationFrom(source: Source | undefined): number | undefined {
   return seconds;
 }
 
-function scopeOverride(runtime: Runtime, flags: CliFlags): Scope | undefined {
+/** The scope given by a flag or variable, with which one (for messages). */
+function scopeOverride(runtime: Runtime, flags: CliFlags): { scope: Scope; from: string } | undefined {
   const scopeKeys = ["org", "repo", "enterprise"] as const;
   const fromFlags = scopeKeys.filter((k) => flags[k]);
   if (fromFlags.length > 1) throw new UsageError(`conflicting scope: pass only one of ${fromFlags.map((k) => `--${k}`).join(", ")}`);
@@ -96,7 +97,7 @@ function scopeOverride(runtime: Runtime, flags: CliFlags): Scope | undefined {
   const key = chosen[0];
   if (key === "repo" && !/^[^/\s]+\/[^/\s]+$/.test(source.value)) throw badValue(source, "OWNER/NAME");
   if (key !== "repo" && !/^[A-Za-z0-9][A-Za-z0-9._-]*$/.test(source.value)) throw badValue(source, `an ${key} name`);
-  return { [key]: source.value } as Scope;
+  return { scope: { [key]: source.value } as Scope, from: source.from };
 }
 
 function serviceSpec(service: RunnerFileConfig["service"]): ServiceSpec {
@@ -116,7 +117,7 @@ async function resolveGitHubAuth(runtime: Runtime, file: FileConfig, where: { fi
   if (appId || keyFile) {
     if (!appId || !/^\d+$/.test(appId)) throw new ConfigError(`GITHUB_APP_ID: expected the App's numeric id${appId ? `, got "${appId}"` : " (missing while GITHUB_APP_PRIVATE_KEY_FILE is set)"}`);
     if (!keyFile) throw new ConfigError("GITHUB_APP_PRIVATE_KEY_FILE: missing while GITHUB_APP_ID is set: point it at the App's private key (.pem)");
-    const privateKey = await resolveSecret(runtime, { file: keyFile }, { file: "GITHUB_APP_PRIVATE_KEY_FILE", path: "value", baseDir: runtime.cwd });
+    const privateKey = await resolveSecret(runtime, { file: keyFile }, { file: "GITHUB_APP_PRIVATE_KEY_FILE", path: "", baseDir: runtime.cwd });
     const inst = runtime.env.GITHUB_APP_INSTALLATION_ID;
     if (inst && !/^\d+$/.test(inst)) throw new ConfigError(`GITHUB_APP_INSTALLATION_ID: expected a numeric id, got "${inst}"`);
     return { kind: "app", appId: Number(appId), privateKey, installationId: inst ? Number(inst) : undefined };
@@ -180,7 +181,8 @@ export async function loadConfig(runtime: Runtime, flags: CliFlags, options: Loa
   }
 
   // Runners: the file's list, with flags/env describing or overriding the only runner.
-  const scope = scopeOverride(runtime, flags);
+  const scopeSource = scopeOverride(runtime, flags);
+  const scope = scopeSource?.scope;
   const name = pick(runtime, flags, "name");
   const url = pick(runtime, flags, "url");
   const dir = pick(runtime, flags, "runnerDir");
@@ -240,7 +242,11 @@ export async function loadConfig(runtime: Runtime, flags: CliFlags, options: Loa
     if (!/^\d+$/.test(maxRetries.value) || Number(maxRetries.value) < 1 || Number(maxRetries.value) > 20) throw badValue(maxRetries, "a whole number of attempts from 1 to 20");
     refresh.maxRetries = Number(maxRetries.value);
   }
-  if (refresh.interval < 1) throw new ConfigError(`${fileLabel}: refresh.interval: must be at least 1 second`);
+  if (refresh.interval < 1) {
+    // Name where the value came from: the flag/variable when one was given, else the file.
+    const source = pick(runtime, flags, "interval");
+    throw source ? badValue(source, "at least 1 second") : new ConfigError(`${fileLabel}: refresh.interval: must be at least 1 second`);
+  }
 
   const where = { file: fileLabel, baseDir };
   const auth = await resolveGitHubAuth(runtime, file, where);
@@ -251,7 +257,10 @@ export async function loadConfig(runtime: Runtime, flags: CliFlags, options: Loa
   }
   if (auth?.kind === "app") {
     const i = runners.findIndex((r) => scopeKind(r.scope) === "enterprise");
-    if (i >= 0) throw new ConfigError(`${fileLabel}: runners[${i}].scope: enterprise scopes need a classic PAT (manage_runners:enterprise); GitHub App auth cannot mint enterprise registration tokens`);
+    // An enterprise scope from --enterprise / RUNNER_ENTERPRISE is named as such: without a
+    // config file "configuration: runners[0].scope" points at nothing the operator wrote.
+    const where = scopeSource && scopeKind(scopeSource.scope) === "enterprise" ? scopeSource.from : `${fileLabel}: runners[${i}].scope`;
+    if (i >= 0) throw new ConfigError(`${where}: enterprise scopes need a classic PAT (manage_runners:enterprise); GitHub App auth cannot mint enterprise registration tokens`);
   }
 
   const logLevel = pick(runtime, flags, "logLevel")?.value ?? file.log.level;

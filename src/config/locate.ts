@@ -36,12 +36,37 @@ function label(path: string, cwd: string): string {
   return rel && !rel.startsWith("..") && !isAbsolute(rel) ? rel : path;
 }
 
-/** Turns a parser's error into one line naming the file and where. */
-function describeParseError(file: string, err: unknown): string {
-  const msg = errorMessage(err).split("\n")[0];
-  const where = /at line (\d+), column (\d+)/.exec(errorMessage(err));
-  const position = where ? ` (line ${where[1]}, column ${where[2]})` : "";
-  return `${file}: cannot parse${position}: ${msg.replace(/^.*?:\s*/, "")}: fix the syntax`;
+/**
+ * Turns a parser's error into one line naming the file and where. cosmiconfig's parsers are
+ * js-yaml (a `reason` plus a 0-based `mark`) and parse-json (a multi-line message whose first
+ * line is only "JSON Error in <path>:", then a code frame and "... at position N while parsing
+ * '<file text>'"). Neither says "at line N", so the line has to come from `mark` or from the
+ * position; the code frame and the "while parsing" excerpt quote the file (which may hold an
+ * inline token) and are never shown.
+ */
+async function describeParseError(runtime: Runtime, file: string, path: string | undefined, err: unknown): Promise<string> {
+  const e = err as { reason?: unknown; mark?: { line?: unknown; column?: unknown } };
+  let reason = "";
+  let position = "";
+  if (typeof e.reason === "string" && typeof e.mark?.line === "number" && typeof e.mark.column === "number") {
+    reason = e.reason;
+    position = ` (line ${e.mark.line + 1}, column ${e.mark.column + 1})`;
+  } else {
+    const lines = errorMessage(err)
+      .split("\n")
+      .map((l) => l.trim())
+      .filter((l) => l && !/^(JSON|YAML) Error in /.test(l) && !/^>?\s*\d*\s*\|/.test(l));
+    const jsonLine = lines.find((l) => /JSON/.test(l));
+    reason = (jsonLine ?? lines[0] ?? "").replace(/ while parsing.*$/, "");
+    const at = /at position (\d+)/.exec(reason);
+    if (at && path) {
+      const text = await runtime.files.readText(path).catch(() => "");
+      const before = text.slice(0, Number(at[1])).split("\n");
+      position = ` (line ${before.length}, column ${before[before.length - 1].length + 1})`;
+      reason = reason.replace(/ in JSON at position \d+|,? at position \d+/, "");
+    }
+  }
+  return `${file}: cannot parse${position}: ${reason || "not valid YAML/JSON"}: fix the syntax`;
 }
 
 export async function locateConfig(runtime: Runtime, explicitPath: string | undefined): Promise<LoadedFile | null> {
@@ -60,7 +85,7 @@ export async function locateConfig(runtime: Runtime, explicitPath: string | unde
     try {
       result = await explorer.load(path);
     } catch (err) {
-      throw new ConfigError(describeParseError(shown, err), { cause: err });
+      throw new ConfigError(await describeParseError(runtime, shown, path, err), { cause: err });
     }
     return { label: shown, path, dir: resolve(path, ".."), raw: result?.isEmpty ? {} : (result?.config ?? {}) };
   }
@@ -68,8 +93,8 @@ export async function locateConfig(runtime: Runtime, explicitPath: string | unde
   try {
     found = await explorer.search(cwd);
   } catch (err) {
-    const filepath = (err as { filepath?: string }).filepath ?? "config file";
-    throw new ConfigError(describeParseError(label(filepath, cwd), err), { cause: err });
+    const filepath = (err as { filepath?: string }).filepath;
+    throw new ConfigError(await describeParseError(runtime, filepath ? label(filepath, cwd) : "config file", filepath, err), { cause: err });
   }
   if (found) return { label: label(found.filepath, cwd), path: found.filepath, dir: resolve(found.filepath, ".."), raw: found.isEmpty ? {} : found.config };
   for (const path of SYSTEM_PLACES) {

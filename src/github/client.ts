@@ -12,7 +12,7 @@ import { sleep } from "../shared/backoff.ts";
 import { scopeApiPath, type Scope } from "../shared/scope.ts";
 import type { GitHubAuth } from "../config/types.ts";
 import { describeFailure } from "./describe.ts";
-import { isRateLimit, isRetryable, retryWaitSeconds, type FailedAttempt, type RetryPolicy } from "./retry.ts";
+import { isRateLimit, isRetryable, retryWaitSeconds, serverWaitSeconds, type FailedAttempt, type RetryPolicy } from "./retry.ts";
 
 export interface RateLimitInfo {
   limit: number;
@@ -188,7 +188,7 @@ export class GitHubClient {
         }
         const wait = retryWaitSeconds(failure, attempt, policy, this.now());
         if (wait === null) {
-          const asked = Number(failure.headers?.["retry-after"] ?? Number(failure.headers?.["x-ratelimit-reset"] ?? 0) - this.now() / 1000);
+          const asked = serverWaitSeconds(failure, this.now()) ?? policy.maxRetryWait;
           throw new GitHubError(describeFailure({ ...details, gaveUpWaitSeconds: asked }), { status: failure.status, endpoint, retryable: true }, { cause: err });
         }
         this.options.observer.retrying(endpoint, attempt, wait, network ? message : `HTTP ${failure.status}`);

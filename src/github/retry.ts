@@ -33,21 +33,32 @@ export function isRetryable(attempt: FailedAttempt): boolean {
 }
 
 /**
+ * How long the server asks us to wait (`retry-after` in seconds or as an HTTP date, else
+ * `x-ratelimit-reset` when the budget is spent), or null when it does not say. Shared with the
+ * client's give-up message, which must quote the same number (an HTTP date is not a Number).
+ */
+export function serverWaitSeconds(attempt: FailedAttempt, nowMs: number): number | null {
+  const h = attempt.headers ?? {};
+  const retryAfter = h["retry-after"];
+  if (retryAfter !== undefined) {
+    const seconds = /^\d+$/.test(retryAfter.trim()) ? Number(retryAfter) : (Date.parse(retryAfter) - nowMs) / 1000;
+    if (Number.isFinite(seconds)) return seconds;
+  }
+  if (h["x-ratelimit-remaining"] === "0" && h["x-ratelimit-reset"]) {
+    const seconds = Number(h["x-ratelimit-reset"]) - nowMs / 1000 + 1;
+    if (Number.isFinite(seconds)) return seconds;
+  }
+  return null;
+}
+
+/**
  * Seconds to wait before the next attempt, or `null` when the server asks for longer than
  * `maxRetryWait` (the caller gives up and records a failure).
  */
 export function retryWaitSeconds(attempt: FailedAttempt, attemptNumber: number, policy: RetryPolicy, nowMs: number, random = Math.random): number | null {
-  const h = attempt.headers ?? {};
   const backoff = backoffDelay(attemptNumber, policy.retryBackoff, policy.maxRetryWait, random);
-  const retryAfter = h["retry-after"];
-  if (retryAfter !== undefined) {
-    const seconds = /^\d+$/.test(retryAfter.trim()) ? Number(retryAfter) : (Date.parse(retryAfter) - nowMs) / 1000;
-    if (Number.isFinite(seconds)) return seconds > policy.maxRetryWait ? null : Math.max(0, seconds);
-  }
-  if (h["x-ratelimit-remaining"] === "0" && h["x-ratelimit-reset"]) {
-    const seconds = Number(h["x-ratelimit-reset"]) - nowMs / 1000 + 1;
-    if (Number.isFinite(seconds)) return seconds > policy.maxRetryWait ? null : Math.max(0, seconds);
-  }
+  const asked = serverWaitSeconds(attempt, nowMs);
+  if (asked !== null) return asked > policy.maxRetryWait ? null : Math.max(0, asked);
   if (isRateLimit(attempt)) {
     // A secondary limit without a hint: GitHub asks for at least a minute (capped by maxRetryWait).
     return Math.max(backoff, Math.min(60, policy.maxRetryWait));

@@ -78,3 +78,12 @@ export interface StateDocument extends RunnerReport {
   time: string;
   interval: number;
 }
+
+/** Where events and state documents go: the log, NATS (with its outbox), or both. */
+export interface Publisher {
+  publishEvent(event: Envelope): Promise<void>;
+  putState(doc: StateDocument): Promise<void>;
+  close(): Promise<void>;
+  /** Events waiting to be delivered (the NATS outbox depth); 0 when there is no queue. */
+  pending?(): Promise<number>;
+}

@@ -1,0 +1,197 @@
+/**
+ * The NATS publisher (SPEC 8): events to JetStream with `Nats-Msg-Id` = event id, state to KV on
+ * every pass. Events go through the outbox whenever NATS is down, a publish is not acknowledged,
+ * or older events still wait there, so order is kept and nothing is lost. Every call is serialised
+ * on one queue. NATS trouble never throws into the agent's pass.
+ */
+import type { NatsConnection } from "@nats-io/transport-node";
+import { jetstream, type JetStreamClient } from "@nats-io/jetstream";
+import type { KV } from "@nats-io/kv";
+import { errorMessage } from "../shared/errors.ts";
+import type { Logger } from "../shared/logger.ts";
+import type { Envelope, Publisher, StateDocument } from "../shared/types.ts";
+import type { NatsConfig } from "../config/types.ts";
+import type { Runtime } from "../runtime/types.ts";
+import { connectNats, describeNatsError, type ConnectMode } from "./connect.ts";
+import { Outbox } from "./outbox.ts";
+import { ensureEventsStream, openBucket, NatsSetupError } from "./setup.ts";
+import { eventSubject, natsNames, stateKey, type NatsNames } from "./subjects.ts";
+
+const PUBLISH_TIMEOUT_MS = 5000;
+const encoder = new TextEncoder();
+
+export interface NatsPublisherOptions {
+  runtime: Runtime;
+  config: NatsConfig;
+  stateDir: string;
+  log: Logger;
+  mode: ConnectMode;
+  outboxLimit?: number;
+}
+
+export class NatsPublisher implements Publisher {
+  readonly names: NatsNames;
+  readonly outbox: Outbox;
+  private nc: NatsConnection | null = null;
+  private js: JetStreamClient | null = null;
+  private kv: KV | null = null;
+  private queue: Promise<unknown> = Promise.resolve();
+  private outboxHasEvents = true;
+  private closed = false;
+  private readonly connecting: Promise<void>;
+  private lastError: string | null = null;
+  private readonly pendingStates = new Map<string, StateDocument>();
+
+  constructor(private readonly options: NatsPublisherOptions) {
+    this.names = natsNames(options.config.prefix);
+    this.outbox = new Outbox(options.runtime, `${options.stateDir}/outbox`, options.outboxLimit);
+    this.connecting = this.connect();
+  }
+
+  get connected(): boolean {
+    return this.js !== null && this.nc !== null && !this.nc.isClosed();
+  }
+
+  /** Resolves once the first connection attempt settled (a `check` waits for it, bounded). */
+  ready(): Promise<void> {
+    return this.connecting;
+  }
+
+  private async connect(): Promise<void> {
+    const { log, config, runtime, mode } = this.options;
+    let nc: NatsConnection;
+    try {
+      nc = await connectNats(runtime, config, mode);
+    } catch (err) {
+      this.lastError = describeNatsError(err, config);
+      log.warn(`${this.lastError}: events wait in the outbox`);
+      return;
+    }
+    if (this.closed) {
+      await nc.close();
+      return;
+    }
+    this.nc = nc;
+    try {
+      await ensureEventsStream(nc, this.names, log).catch((err) => {
+        if (err instanceof NatsSetupError) throw err;
+        // Publish-only permissions: the collector creates the stream; just publish.
+        log.debug(`cannot check or create stream ${this.names.eventsStream}: ${errorMessage(err)}`);
+      });
+      this.kv = await openBucket(nc, this.names.stateBucket, true).catch((err) => {
+        log.debug(`cannot create bucket ${this.names.stateBucket} (${errorMessage(err)}): opening it`);
+        return openBucket(nc, this.names.stateBucket, false).catch(() => null);
+      });
+    } catch (err) {
+      this.lastError = errorMessage(err);
+      log.error(this.lastError);
+      await nc.close();
+      this.nc = null;
+      return;
+    }
+    this.js = jetstream(nc);
+    log.info({ servers: config.servers }, "connected to NATS");
+    this.watchStatus(nc);
+    this.enqueue(() => this.drain());
+    this.enqueue(() => this.flushStates());
+  }
+
+  private watchStatus(nc: NatsConnection): void {
+    (async () => {
+      for await (const s of nc.status()) {
+        if (s.type === "reconnect") {
+          this.options.log.info("reconnected to NATS: replaying the outbox");
+          this.enqueue(() => this.drain());
+          this.enqueue(() => this.flushStates());
+        } else if (s.type === "disconnect") {
+          this.options.log.warn("lost the NATS connection: events wait in the outbox");
+        }
+      }
+    })().catch(() => {});
+  }
+
+  private enqueue<T>(fn: () => Promise<T>): Promise<T> {
+    const next = this.queue.then(fn, fn);
+    this.queue = next.catch(() => {});
+    return next;
+  }
+
+  private async publishOne(event: Envelope): Promise<void> {
+    await this.js!.publish(eventSubject(this.names.prefix, event), encoder.encode(JSON.stringify(event)), { msgID: event.id, timeout: PUBLISH_TIMEOUT_MS });
+  }
+
+  /** Pipelined in order on one connection: the server stores them in the order sent. */
+  private sendBatch = async (events: Envelope[]): Promise<number> => {
+    if (!this.connected) return 0;
+    const results = await Promise.allSettled(events.map((e) => this.publishOne(e)));
+    const firstFailure = results.findIndex((r) => r.status === "rejected");
+    return firstFailure === -1 ? events.length : firstFailure;
+  };
+
+  private async drain(): Promise<void> {
+    if (!this.connected) return;
+    const { sent, remaining } = await this.outbox.drain(this.sendBatch);
+    this.outboxHasEvents = remaining > 0;
+    if (sent > 0) this.options.log.info({ sent, remaining }, "outbox replayed to NATS");
+  }
+
+  publishEvent(event: Envelope): Promise<void> {
+    return this.enqueue(async () => {
+      if (this.connected && !this.outboxHasEvents) {
+        try {
+          await this.publishOne(event);
+          return;
+        } catch (err) {
+          this.options.log.warn({ event: event.type }, `NATS did not acknowledge ${event.type} (${errorMessage(err)}): kept in the outbox`);
+        }
+      }
+      await this.outbox.append([event]);
+      this.outboxHasEvents = true;
+      if (this.connected) await this.drain();
+    });
+  }
+
+  putState(doc: StateDocument): Promise<void> {
+    // The state is a heartbeat: only the latest per runner matters, so it waits in memory (not
+    // the outbox) until NATS answers, and a failed put is simply retried with the next one.
+    this.pendingStates.set(stateKey(doc.host, doc.name), doc);
+    return this.enqueue(() => this.flushStates());
+  }
+
+  private async flushStates(): Promise<void> {
+    if (!this.kv || !this.connected) return;
+    for (const [key, doc] of [...this.pendingStates]) {
+      try {
+        await this.kv.put(key, JSON.stringify(doc));
+        if (this.pendingStates.get(key) === doc) this.pendingStates.delete(key);
+      } catch (err) {
+        this.options.log.debug(`state put failed: ${errorMessage(err)}`);
+        return;
+      }
+    }
+  }
+
+  async pending(): Promise<number> {
+    return this.outbox.pending();
+  }
+
+  /** Last connection problem, for /healthz and status. */
+  get error(): string | null {
+    return this.connected ? null : this.lastError;
+  }
+
+  async close(): Promise<void> {
+    if (this.closed) return;
+    // A one-shot check waits for its (short, bounded) connection attempt so its events leave now;
+    // the daemon never waits: with waitOnFirstConnect that attempt lasts until NATS answers.
+    if (this.options.mode === "check") await this.connecting;
+    await this.enqueue(async () => {
+      if (this.connected && this.outboxHasEvents) await this.drain();
+    });
+    this.closed = true;
+    const nc = this.nc;
+    this.nc = null;
+    this.js = null;
+    if (nc && !nc.isClosed()) await nc.drain().catch(() => nc.close());
+  }
+}
