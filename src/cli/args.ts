@@ -3,7 +3,7 @@ import { parseArgs } from "node:util";
 import { UsageError } from "../shared/errors.ts";
 import type { CliFlags } from "../config/flags.ts";
 
-export const COMMANDS = ["check", "daemon", "status", "hold", "release", "version", "help"] as const;
+export const COMMANDS = ["check", "daemon", "collector", "status", "hold", "release", "version", "help"] as const;
 export type Command = (typeof COMMANDS)[number];
 
 export interface ParsedArgs {
@@ -24,6 +24,8 @@ Usage: runner-token-refresh <command> [flags]
 Commands:
   check              one pass over every runner, then exit (alias: --check-and-refresh)
   daemon             a pass every --interval seconds until SIGTERM (alias: --daemon)
+  collector          the central collector: NATS consumer, fleet view, HTTP API and dashboard
+                     (--listen HOST:PORT, default 127.0.0.1:9470)
   status [--json]    the state of every runner, from the metrics file
   hold RUNNER        leave a runner alone (maintenance); release RUNNER undoes it
   version            print the version

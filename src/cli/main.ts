@@ -18,6 +18,7 @@ import { runDaemon, warnThreshold } from "../agent/daemon.ts";
 import { runPass } from "../agent/pass.ts";
 import { HELP, parseCommandLine, type ParsedArgs } from "./args.ts";
 import { readMetricsFile, renderStatusTable } from "./status.ts";
+import { runCollector } from "./collector.ts";
 
 export interface MainOptions {
   /** Tests and the demo inject these; production uses the defaults. */
@@ -62,7 +63,16 @@ async function run(runtime: Runtime, args: ParsedArgs, options: MainOptions): Pr
       break;
   }
   const acting = args.command === "check" || args.command === "daemon";
-  const config = await loadConfig(runtime, args.flags, { needRunners: args.command !== "status", needCredentials: acting });
+  const config = await loadConfig(runtime, args.flags, { needRunners: acting || args.command === "hold" || args.command === "release", needCredentials: acting });
+  if (args.command === "collector") {
+    const log = createLogger({ level: config.log.level, write: (line) => runtime.writeStdout(line), file: config.log.file });
+    const { signal, dispose } = signalController(runtime, log);
+    try {
+      return await runCollector(runtime, config, log, signal, args.flags.listen);
+    } finally {
+      dispose();
+    }
+  }
   if (args.command === "status") {
     const doc = await readMetricsFile(runtime, config.state.metricsFile);
     runtime.writeStdout(args.flags.json ? `${JSON.stringify(doc, null, 2)}\n` : renderStatusTable(doc, Math.floor(Date.now() / 1000)));

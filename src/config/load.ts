@@ -286,7 +286,8 @@ export async function loadConfig(runtime: Runtime, flags: CliFlags, options: Loa
     refresh,
     state: { dir: stateDir, metricsFile: isAbsolute(metricsFile) ? metricsFile : resolve(runtime.cwd, metricsFile) },
     nats: await resolveNats(runtime, file, where, host),
-    http: { listen: flags.listen ?? file.http.listen ?? "127.0.0.1:9469", authToken: httpToken },
+    // No default here: the agent (127.0.0.1:9469) and the collector (127.0.0.1:9470) differ.
+    http: { listen: flags.listen ?? file.http.listen, authToken: httpToken },
     collector: file.collector,
     fleet: file.fleet,
     alerts: file.alerts,

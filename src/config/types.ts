@@ -50,7 +50,7 @@ export interface AgentConfig {
   refresh: FileConfig["refresh"];
   state: { dir: string; metricsFile: string };
   nats: NatsConfig | null;
-  http: { listen: string; authToken?: string };
+  http: { listen?: string; authToken?: string };
   collector: FileConfig["collector"];
   fleet: FileConfig["fleet"];
   alerts: FileConfig["alerts"];

@@ -21,6 +21,10 @@ declare const Deno: {
   stdout: { writeSync(data: Uint8Array): number };
   stderr: { writeSync(data: Uint8Array): number };
   exit(code: number): never;
+  serve(
+    options: { hostname: string; port: number; onListen?: (addr: { port: number }) => void; onError?: (err: unknown) => Response },
+    handler: (request: Request) => Response | Promise<Response>,
+  ): { shutdown(): Promise<void>; finished: Promise<void> };
 };
 
 function writeAll(stream: { writeSync(data: Uint8Array): number }, text: string): void {
@@ -42,6 +46,17 @@ export function createDenoRuntime(): Runtime {
     userName: lookupUserName,
     spawn: spawnProcess,
     processes: listProcesses,
+    serve: (handler, options) =>
+      new Promise((resolve, reject) => {
+        try {
+          const server = Deno.serve(
+            { hostname: options.hostname, port: options.port, onListen: (addr) => resolve({ port: addr.port, close: () => server.shutdown() }) },
+            handler,
+          );
+        } catch (err) {
+          reject(err);
+        }
+      }),
     onSignal(signal, handler) {
       Deno.addSignalListener(signal, handler);
       return () => Deno.removeSignalListener(signal, handler);

@@ -4,7 +4,25 @@ import { promises as fs } from "node:fs";
 import process from "node:process";
 import { nodeFiles } from "./node-files.ts";
 import { listProcesses, spawnProcess } from "./node-process.ts";
-import type { Runtime } from "./types.ts";
+import { serve } from "@hono/node-server";
+import type { AddressInfo } from "node:net";
+import type { FetchHandler, HttpServer, Runtime } from "./types.ts";
+
+export function serveNode(handler: FetchHandler, options: { hostname: string; port: number }): Promise<HttpServer> {
+  return new Promise((resolve, reject) => {
+    const server = serve({ fetch: handler, hostname: options.hostname, port: options.port }, (info: AddressInfo) => {
+      resolve({
+        port: info.port,
+        close: () => new Promise<void>((done) => {
+          // Keep-alive connections would hold close() open until they time out.
+          (server as unknown as { closeAllConnections?: () => void }).closeAllConnections?.();
+          server.close(() => done());
+        }),
+      });
+    });
+    server.once("error", reject);
+  });
+}
 
 export async function lookupUserName(uid: number): Promise<string | null> {
   try {
@@ -33,6 +51,7 @@ export function createNodeRuntime(): Runtime {
     userName: lookupUserName,
     spawn: spawnProcess,
     processes: listProcesses,
+    serve: serveNode,
     onSignal(signal, handler) {
       process.on(signal, handler);
       return () => process.off(signal, handler);

@@ -61,6 +61,14 @@ export interface RuntimeFiles {
   lock(path: string, timeoutMs: number, staleMs?: number): Promise<(() => Promise<void>) | null>;
 }
 
+export interface HttpServer {
+  /** The port actually bound (useful with port 0). */
+  port: number;
+  close(): Promise<void>;
+}
+
+export type FetchHandler = (request: Request) => Response | Promise<Response>;
+
 export interface Runtime {
   readonly name: "node" | "deno";
   readonly version: string;
@@ -75,6 +83,8 @@ export interface Runtime {
   userName(uid: number): Promise<string | null>;
   spawn(command: string, args: string[], options?: SpawnOptions): Promise<SpawnResult>;
   processes(): Promise<ProcessInfo[]>;
+  /** Serves HTTP (hono's `app.fetch`) on hostname:port; port 0 picks a free one. */
+  serve(handler: FetchHandler, options: { hostname: string; port: number }): Promise<HttpServer>;
   onSignal(signal: "SIGTERM" | "SIGINT" | "SIGHUP", handler: () => void): () => void;
   writeStdout(text: string): void;
   writeStderr(text: string): void;

@@ -1,0 +1,34 @@
+/** `collector`: the central collector and its HTTP API, until SIGTERM/SIGINT. */
+import type { Runtime } from "../runtime/types.ts";
+import { ConfigError } from "../shared/errors.ts";
+import type { Logger } from "../shared/logger.ts";
+import { VERSION } from "../shared/version.ts";
+import type { AgentConfig } from "../config/types.ts";
+import { Collector } from "../collector/collector.ts";
+import { createCollectorApp } from "../http/collector-app.ts";
+
+export const COLLECTOR_DEFAULT_LISTEN = "127.0.0.1:9470";
+
+export function splitListen(listen: string, from: string): { hostname: string; port: number } {
+  const m = /^\[?([^\]]*)\]?:(\d+)$/.exec(listen);
+  const port = m ? Number(m[2]) : NaN;
+  if (!m || port > 65535) throw new ConfigError(`${from}: "${listen}" is not HOST:PORT (e.g. 127.0.0.1:9470)`);
+  return { hostname: m[1] || "0.0.0.0", port };
+}
+
+export async function runCollector(runtime: Runtime, config: AgentConfig, log: Logger, signal: AbortSignal, listenFlag: string | undefined): Promise<number> {
+  if (!config.nats) {
+    throw new ConfigError(`the collector needs NATS: set nats.servers in ${config.configFile ?? "a config file"} or NATS_URL`);
+  }
+  const listen = splitListen(listenFlag ?? config.http.listen ?? COLLECTOR_DEFAULT_LISTEN, listenFlag ? "--listen" : "http.listen");
+  const collector = new Collector({ runtime, config, log });
+  const app = createCollectorApp(collector, { authToken: config.http.authToken, version: VERSION });
+  const server = await runtime.serve(app.fetch, listen);
+  collector.start();
+  log.info({ url: `http://${listen.hostname}:${server.port}/` }, `collector listening on http://${listen.hostname}:${server.port}/ (dashboard), /api/v1/runners, /metrics`);
+  await new Promise<void>((resolve) => (signal.aborted ? resolve() : signal.addEventListener("abort", () => resolve(), { once: true })));
+  log.info("collector stopping");
+  await server.close();
+  await collector.close();
+  return 0;
+}

@@ -1,0 +1,170 @@
+/**
+ * The central collector (SPEC 9): connects to NATS (forever, with backoff), creates the stream,
+ * the state bucket and the shared durable consumer when missing, then runs the event consumer and
+ * the state watch, restarting either after an error. Rules are evaluated every few seconds;
+ * alert transitions are logged here (delivery is the alert engine's job).
+ */
+import type { NatsConnection } from "@nats-io/transport-node";
+import { sleep } from "../shared/backoff.ts";
+import { errorMessage } from "../shared/errors.ts";
+import type { Logger } from "../shared/logger.ts";
+import type { Envelope } from "../shared/types.ts";
+import type { AgentConfig } from "../config/types.ts";
+import type { Runtime } from "../runtime/types.ts";
+import { connectNats, describeNatsError } from "../nats/connect.ts";
+import { ensureEventsStream, openBucket } from "../nats/setup.ts";
+import { natsNames, type NatsNames } from "../nats/subjects.ts";
+import { FleetState } from "./fleet.ts";
+import { consumeEvents, ensureDurableConsumer, watchState } from "./ingest.ts";
+import { readEvents } from "./events-reader.ts";
+import type { CollectorAlert, CollectorView, EventQuery, FleetRunner } from "./types.ts";
+
+const EVALUATE_EVERY_MS = 2000;
+
+export interface CollectorOptions {
+  runtime: Runtime;
+  config: AgentConfig;
+  log: Logger;
+  now?: () => number;
+  /** Called with the alerts in force after every evaluation (the alert engine hooks in here). */
+  onAlerts?: (alerts: CollectorAlert[]) => void | Promise<void>;
+}
+
+export class Collector implements CollectorView {
+  readonly names: NatsNames;
+  readonly fleet: FleetState;
+  private nc: NatsConnection | null = null;
+  private ready = false;
+  private problem: string | null = "connecting to NATS";
+  private readonly stop = new AbortController();
+  private current: CollectorAlert[] = [];
+  private readonly tasks: Promise<unknown>[] = [];
+  private readonly now: () => number;
+
+  constructor(private readonly options: CollectorOptions) {
+    const nats = options.config.nats;
+    if (!nats) throw new Error("the collector needs nats");
+    this.names = natsNames(nats.prefix);
+    this.now = options.now ?? Date.now;
+    this.fleet = new FleetState({ staleAfter: options.config.collector.staleAfter, afterConsecutiveFailures: options.config.alerts.afterConsecutiveFailures });
+  }
+
+  start(): void {
+    this.tasks.push(this.run(), this.evaluateLoop());
+  }
+
+  private async run(): Promise<void> {
+    const { runtime, config, log } = this.options;
+    let nc: NatsConnection;
+    try {
+      nc = await connectNats(runtime, config.nats!, "collector");
+    } catch (err) {
+      this.problem = describeNatsError(err, config.nats!);
+      log.error(this.problem);
+      return;
+    }
+    if (this.stop.signal.aborted) return void (await nc.close());
+    this.nc = nc;
+    (async () => {
+      for await (const s of nc.status()) {
+        if (s.type === "disconnect") {
+          this.problem = "NATS connection lost: reconnecting";
+          log.warn(this.problem);
+        } else if (s.type === "reconnect") {
+          this.problem = this.ready ? null : this.problem;
+          log.info("reconnected to NATS");
+        }
+      }
+    })().catch(() => {});
+    for (let attempt = 1; !this.stop.signal.aborted; attempt++) {
+      try {
+        await ensureEventsStream(nc, this.names, log);
+        const kv = await openBucket(nc, this.names.stateBucket, true);
+        await ensureDurableConsumer(nc, this.names);
+        this.ready = true;
+        this.problem = null;
+        log.info({ stream: this.names.eventsStream, consumer: this.names.durable }, "collector consuming events and watching state");
+        await Promise.all([
+          this.loop("event consumer", () => consumeEvents(nc, this.names, this.fleet, log, this.stop.signal)),
+          this.loop("state watch", () => watchState(kv, this.fleet, log, this.stop.signal)),
+        ]);
+        return;
+      } catch (err) {
+        this.problem = `NATS setup failed: ${errorMessage(err)}`;
+        log.error({ attempt }, this.problem);
+        await sleep(Math.min(30_000, 500 * 2 ** attempt), this.stop.signal).catch(() => {});
+      }
+    }
+  }
+
+  /** Keeps one feed running; an iterator that ends or throws is restarted after a pause. */
+  private async loop(name: string, fn: () => Promise<void>): Promise<void> {
+    for (let attempt = 1; !this.stop.signal.aborted; attempt++) {
+      try {
+        await fn();
+        attempt = 0;
+      } catch (err) {
+        if (this.stop.signal.aborted) return;
+        this.options.log.warn({ attempt }, `${name} stopped (${errorMessage(err)}): restarting`);
+      }
+      await sleep(Math.min(10_000, 250 * 2 ** Math.max(0, attempt)), this.stop.signal).catch(() => {});
+    }
+  }
+
+  private async evaluateLoop(): Promise<void> {
+    while (!this.stop.signal.aborted) {
+      await this.evaluate();
+      await sleep(EVALUATE_EVERY_MS, this.stop.signal).catch(() => {});
+    }
+  }
+
+  /** Runs the rules once; logs what started and what ended. */
+  async evaluate(): Promise<CollectorAlert[]> {
+    const next = this.fleet.alerts(this.now());
+    const before = new Set(this.current.map((a) => a.key));
+    const after = new Set(next.map((a) => a.key));
+    for (const a of next) if (!before.has(a.key)) this.options.log.warn({ alert: a.key, severity: a.severity }, `alert: ${a.summary}`);
+    for (const a of this.current) if (!after.has(a.key)) this.options.log.info({ alert: a.key }, `alert resolved: ${a.key}`);
+    this.current = next;
+    try {
+      await this.options.onAlerts?.(next);
+    } catch (err) {
+      this.options.log.error(`alert engine failed: ${errorMessage(err)}`);
+    }
+    return next;
+  }
+
+  runners(): FleetRunner[] {
+    return this.fleet.runners(this.now());
+  }
+  runner(host: string, runner: string): FleetRunner | undefined {
+    return this.runners().find((r) => r.host === host && r.runner === runner);
+  }
+  async events(query: EventQuery): Promise<Envelope[]> {
+    if (!this.nc || !this.ready) return this.fleet.recentEvents(query.limit).filter((e) => (!query.type || e.type === query.type) && (!query.host || e.host === query.host));
+    return readEvents(this.nc, this.names, query);
+  }
+  recentEvents(limit: number): Envelope[] {
+    return this.fleet.recentEvents(limit);
+  }
+  alerts(): CollectorAlert[] {
+    return this.current;
+  }
+  eventCounts(): ReadonlyMap<string, number> {
+    return this.fleet.eventCounts();
+  }
+  health(): { ok: boolean; reason: string | null } {
+    const connected = this.nc !== null && !this.nc.isClosed() && this.problem === null;
+    return connected ? { ok: true, reason: null } : { ok: false, reason: this.problem ?? "NATS unreachable" };
+  }
+
+  async close(): Promise<void> {
+    this.stop.abort();
+    const nc = this.nc;
+    this.nc = null;
+    // drain() flushes pending acks before closing, so a graceful stop loses none.
+    if (nc && !nc.isClosed()) await nc.drain().catch(() => nc.close());
+    // A first connection still being attempted (NATS down since start) never settles: don't wait.
+    await Promise.race([Promise.allSettled(this.tasks), sleep(2000)]);
+  }
+}

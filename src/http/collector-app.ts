@@ -1,0 +1,162 @@
+/**
+ * The collector's HTTP API (SPEC 9 and 11) as a hono app over the read-only fleet view. The app
+ * serves nothing itself: an entry file hands it to the runtime's server, and tests call
+ * `app.request()`.
+ */
+import { Hono } from "hono";
+import type { Context, MiddlewareHandler } from "hono";
+import type { CollectorView, FleetRunner } from "../collector/types.ts";
+import { createCollectorRegistry } from "./collector-metrics.ts";
+import { renderDashboard } from "./dashboard.ts";
+
+export interface CollectorAppOptions {
+  /** When set, every /api route requires `Authorization: Bearer <authToken>`. */
+  authToken?: string;
+  /** Epoch milliseconds; injectable so the dashboard's "ago" columns are testable. */
+  now?: () => number;
+  version: string;
+  /** Called with an unexpected error before the 500 answer (the collector logs it). */
+  onError?: (err: unknown, path: string) => void;
+}
+
+export const EVENTS_DEFAULT_LIMIT = 100;
+export const EVENTS_MAX_LIMIT = 1000;
+const PROMETHEUS_CONTENT_TYPE = "text/plain; version=0.0.4; charset=utf-8";
+
+/** The runner object of /api/v1/runners: the agent's state document plus the collector's view. */
+export function runnerJson(r: FleetRunner): Record<string, unknown> {
+  return {
+    ...r.state,
+    host: r.host,
+    runner: r.runner,
+    stale: r.stale,
+    updated_at: new Date(r.updatedAt).toISOString(),
+    stale_after: r.staleAfter,
+  };
+}
+
+async function sha256(text: string): Promise<Uint8Array> {
+  return new Uint8Array(await crypto.subtle.digest("SHA-256", new TextEncoder().encode(text)));
+}
+
+/**
+ * Compares fixed-length digests byte by byte without an early exit, so neither the position of the
+ * first wrong character nor the token's length shows in the response time.
+ */
+async function sameSecret(given: string, expected: string): Promise<boolean> {
+  const [a, b] = await Promise.all([sha256(given), sha256(expected)]);
+  let diff = 0;
+  for (let i = 0; i < a.length; i++) diff |= a[i] ^ b[i];
+  return diff === 0;
+}
+
+function bearerAuth(token: string): MiddlewareHandler {
+  const deny = (c: Context, error: string, extra = "") => {
+    c.header("WWW-Authenticate", `Bearer realm="runner-token-refresh"${extra}`);
+    return c.json({ error }, 401);
+  };
+  return async (c, next) => {
+    const header = c.req.header("Authorization");
+    if (!header) return deny(c, "authentication required: send Authorization: Bearer <token>");
+    // The scheme is case-insensitive (RFC 7235); the token itself is compared exactly.
+    const match = /^Bearer[ ]+(\S+)\s*$/i.exec(header);
+    if (!match || !(await sameSecret(match[1], token))) {
+      return deny(c, "invalid bearer token", ', error="invalid_token"');
+    }
+    await next();
+  };
+}
+
+/** `limit` as an integer from 1 to EVENTS_MAX_LIMIT, or the message to answer 400 with. */
+export function parseLimit(raw: string | undefined): number | string {
+  if (raw === undefined || raw === "") return EVENTS_DEFAULT_LIMIT;
+  const n = /^\d+$/.test(raw) ? Number(raw) : NaN;
+  if (!Number.isSafeInteger(n) || n < 1 || n > EVENTS_MAX_LIMIT) {
+    return `invalid query parameter limit=${JSON.stringify(raw)}: use an integer from 1 to ${EVENTS_MAX_LIMIT} (default ${EVENTS_DEFAULT_LIMIT})`;
+  }
+  return n;
+}
+
+export function createCollectorApp(view: CollectorView, options: CollectorAppOptions): Hono {
+  // Misused options fail here, not on the first request: an empty token (say, an unset variable
+  // expanded to "") must not quietly mean "any request with `Bearer ` passes" or "no auth".
+  if (options.authToken !== undefined && options.authToken.trim() === "") {
+    throw new TypeError("collector http: authToken is empty; unset it to serve /api without authentication, or set a token");
+  }
+  if (options.authToken !== undefined && /\s/.test(options.authToken)) {
+    throw new TypeError("collector http: authToken contains whitespace, which a bearer token cannot carry; use a token without spaces");
+  }
+  const now = options.now ?? (() => Date.now());
+  const registry = createCollectorRegistry(view);
+  const app = new Hono();
+
+  // Only /api is behind the token. /metrics and /healthz stay open because Prometheus scrapers
+  // and load-balancer probes rarely carry credentials, and they expose only counts, timestamps and
+  // names; / is the same data rendered on the server (it never fetches /api from the browser).
+  // None of them carries a secret: the agents publish none (SPEC 8).
+  if (options.authToken !== undefined) app.use("/api/*", bearerAuth(options.authToken));
+
+  app.get("/api/v1/runners", (c) => c.json({ runners: view.runners().map(runnerJson) }));
+
+  // hono decodes path parameters, so `/api/v1/runners/ci.example.com/runner%2001` finds "runner 01".
+  app.get("/api/v1/runners/:host/:runner", (c) => {
+    const host = c.req.param("host");
+    const runner = c.req.param("runner");
+    const found = view.runner(host, runner);
+    if (!found) return c.json({ error: `no runner ${JSON.stringify(runner)} on host ${JSON.stringify(host)}` }, 404);
+    return c.json(runnerJson(found));
+  });
+
+  app.get("/api/v1/events", async (c) => {
+    const limit = parseLimit(c.req.query("limit"));
+    if (typeof limit === "string") return c.json({ error: limit }, 400);
+    const type = c.req.query("type") || undefined;
+    const host = c.req.query("host") || undefined;
+    let events;
+    try {
+      events = await view.events({ limit, ...(type ? { type } : {}), ...(host ? { host } : {}) });
+    } catch (err) {
+      // The events come from the stream itself (SPEC 9); NATS being away is not our bug.
+      options.onError?.(err, c.req.path);
+      return c.json({ error: `events unavailable: ${err instanceof Error ? err.message : String(err)}` }, 503);
+    }
+    return c.json({ events });
+  });
+
+  app.get("/api/v1/alerts", (c) => c.json({ alerts: view.alerts() }));
+
+  app.get("/healthz", (c) => {
+    const health = view.health();
+    if (health.ok) return c.json({ status: "ok" });
+    return c.json({ status: "unavailable", reason: health.reason ?? "unknown" }, 503);
+  });
+
+  app.get("/metrics", async (c) => {
+    const text = await registry.metrics();
+    return c.body(text, 200, { "Content-Type": PROMETHEUS_CONTENT_TYPE });
+  });
+
+  app.get("/", (c) => {
+    const html = renderDashboard(
+      {
+        runners: view.runners(),
+        alerts: view.alerts(),
+        events: view.recentEvents(50),
+        health: view.health(),
+        version: options.version,
+      },
+      now(),
+    );
+    c.header("Cache-Control", "no-store");
+    return c.html(html);
+  });
+
+  app.notFound((c) => c.json({ error: `not found: ${c.req.method} ${c.req.path}` }, 404));
+
+  app.onError((err, c) => {
+    options.onError?.(err, c.req.path);
+    return c.json({ error: "internal error" }, 500);
+  });
+
+  return app;
+}
