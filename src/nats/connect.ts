@@ -4,7 +4,8 @@
  * and the collector reconnect forever with backoff; a `check` gets a short connect timeout so a
  * dead NATS never delays token work.
  */
-import { connect, credsAuthenticator, type ConnectionOptions, type NatsConnection } from "@nats-io/transport-node";
+import { connect, credsAuthenticator, nkeyAuthenticator, type ConnectionOptions, type NatsConnection } from "@nats-io/transport-node";
+import { addSecret } from "../shared/redact.ts";
 import { ConfigError, errorMessage } from "../shared/errors.ts";
 import type { NatsConfig } from "../config/types.ts";
 import type { Runtime } from "../runtime/types.ts";
@@ -28,7 +29,10 @@ export async function connectionOptions(runtime: Runtime, cfg: NatsConfig, mode:
     } catch (err) {
       throw new ConfigError(`nats.credsFile: cannot read ${cfg.credsFile} (${(err as { code?: string }).code ?? errorMessage(err)}): check the path (or NATS_CREDS_FILE) and its mode`);
     }
-    options.authenticator = credsAuthenticator(new TextEncoder().encode(creds));
+    addSecret(creds.trim());
+    // A creds file (JWT + seed), or a bare nkey seed for servers configured with nkey users.
+    const seed = creds.trim();
+    options.authenticator = /^SU[A-Z2-7]{50,}$/.test(seed) ? nkeyAuthenticator(new TextEncoder().encode(seed)) : credsAuthenticator(new TextEncoder().encode(creds));
   }
   if (cfg.tls) options.tls = { caFile: cfg.tls.ca, certFile: cfg.tls.cert, keyFile: cfg.tls.key };
   if (mode === "check") {

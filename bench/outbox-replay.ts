@@ -1,0 +1,89 @@
+// Outage recovery: 10,000 events queued in the outbox while NATS is down; time from NATS being
+// back to an empty outbox, against publishing the same events awaited one by one (same run).
+import { mkdtemp, rm } from "node:fs/promises";
+import { tmpdir } from "node:os";
+import { join } from "node:path";
+import { connect } from "@nats-io/transport-node";
+import { jetstream, jetstreamManager } from "@nats-io/jetstream";
+import { createNodeRuntime } from "../src/runtime/node.ts";
+import { createLogger } from "../src/shared/logger.ts";
+import { NatsPublisher } from "../src/nats/publisher.ts";
+import { Outbox } from "../src/nats/outbox.ts";
+import type { Envelope } from "../src/shared/types.ts";
+import { startNatsServer } from "../test/helpers/nats-server.ts";
+
+export interface ReplayResult {
+  events: number;
+  replaySeconds: number;
+  replayRate: number;
+  baselineRate: number;
+  stored: number;
+  duplicates: number;
+}
+
+function makeEvents(n: number, host: string): Envelope[] {
+  return Array.from({ length: n }, (_, i) => ({
+    v: 1 as const,
+    id: crypto.randomUUID(),
+    seq: i + 1,
+    type: "token.refreshed" as const,
+    time: new Date().toISOString(),
+    host,
+    runner: null,
+    scope: { org: "acme" },
+    agent: { version: "bench", runtime: "node" },
+    data: { expires_at: new Date(Date.now() + 3600_000).toISOString() },
+  }));
+}
+
+export async function benchOutboxReplay(n = 10_000): Promise<ReplayResult> {
+  const nats = await startNatsServer();
+  const dir = await mkdtemp(join(tmpdir(), "rtr-bench-outbox-"));
+  const runtime = createNodeRuntime();
+  try {
+    // Baseline: awaited one by one, to a stream of its own on the same server.
+    const nc = await connect({ servers: nats.url });
+    const jsm = await jetstreamManager(nc);
+    await jsm.streams.add({ name: "BASE", subjects: ["base.>"] });
+    const js = jetstream(nc);
+    const base = makeEvents(n, "baseline");
+    const b0 = performance.now();
+    for (const e of base) await js.publish(`base.${e.seq}`, new TextEncoder().encode(JSON.stringify(e)), { msgID: e.id });
+    const baselineRate = n / ((performance.now() - b0) / 1000);
+
+    // Queue n events in the outbox (as during an outage), then let a publisher replay them.
+    const outbox = new Outbox(runtime, join(dir, "outbox"));
+    const events = makeEvents(n, "bench-host");
+    for (let i = 0; i < n; i += 1000) await outbox.append(events.slice(i, i + 1000));
+    const log = createLogger({ level: "silent", write: () => {} });
+    const t0 = performance.now();
+    const publisher = new NatsPublisher({ runtime, config: { servers: [nats.url], prefix: "rtr", name: "bench-host" }, stateDir: dir, log, mode: "check" });
+    await publisher.ready();
+    await publisher.close();
+    const replaySeconds = (performance.now() - t0) / 1000;
+    const remaining = await outbox.pending();
+    if (remaining !== 0) throw new Error(`outbox not empty after replay: ${remaining}`);
+    const info = await jsm.streams.info("RTR_EVENTS");
+    const stored = info.state.messages;
+    const seen = new Set<string>();
+    let duplicates = 0;
+    const sub = await js.consumers.get("RTR_EVENTS");
+    const msgs = await sub.fetch({ max_messages: n, expires: 5000 });
+    for await (const m of msgs) {
+      const id = m.json<Envelope>().id;
+      if (seen.has(id)) duplicates++;
+      seen.add(id);
+      if (seen.size + duplicates >= stored) break;
+    }
+    await nc.close();
+    return { events: n, replaySeconds, replayRate: n / replaySeconds, baselineRate, stored, duplicates };
+  } finally {
+    await rm(dir, { recursive: true, force: true });
+    await nats.close();
+  }
+}
+
+if (import.meta.url === `file://${process.argv[1]}`) {
+  const r = await benchOutboxReplay();
+  console.log(JSON.stringify(r, null, 2));
+}
