@@ -17,7 +17,7 @@ function processes(): { start(args: string[], env: Record<string, string>): Spaw
       return agent;
     },
     stopAll() {
-      for (const a of started) if (a.child.exitCode === null && a.child.signalCode === null) a.child.kill("SIGKILL");
+      for (const a of started) if (a.child.exitCode === null && a.child.signalCode === null) a.kill("SIGKILL");
     },
   };
 }
@@ -68,7 +68,7 @@ test("process - SIGTERM during config.sh lets the registration finish (or puts t
     const agent = p.start(["check"], w.env);
     await waitFor(() => w.runner.invocations("config.sh").length === 1, "config.sh to start", 30_000);
     assert.ok(running(agent), "the agent is still in the registration when the signal is sent");
-    agent.child.kill("SIGTERM");
+    agent.kill("SIGTERM");
     const run = await agent.done;
     assert.equal(run.code, 0, agent.output());
     assert.ok(run.logs.some((l) => l.signal === "SIGTERM"), "the agent saw the signal mid-pass");
@@ -112,7 +112,7 @@ test("process - a cron check and a daemon pass at the same moment register the r
     const after = passesFinished(daemon);
     await waitFor(() => passesFinished(daemon) >= Math.max(2, after + 1), "the daemon to run another pass", 30_000);
     assert.ok(running(daemon), "the daemon keeps going");
-    daemon.child.kill("SIGTERM");
+    daemon.kill("SIGTERM");
     const daemonRun = await daemon.done;
     assert.equal(daemonRun.code, 0, daemon.output());
 
@@ -180,7 +180,7 @@ test("process - a check killed with SIGKILL at any moment never leaves a torn me
       let watcher: FSWatcher | undefined;
       let timer: NodeJS.Timeout | undefined;
       const kill = () => {
-        if (running(agent)) agent.child.kill("SIGKILL");
+        if (running(agent)) agent.kill("SIGKILL");
       };
       if (i % 2 === 0) {
         // Kill the moment the atomic write's temp file appears: inside the write itself.
@@ -229,7 +229,7 @@ test("process - the daemon runs a pass every interval and stops on SIGTERM with 
   try {
     const daemon = p.start(["daemon", "--interval", "1"], w.env);
     await waitFor(() => passesFinished(daemon) >= 3, "three passes", 30_000);
-    daemon.child.kill("SIGTERM");
+    daemon.kill("SIGTERM");
     const run = await daemon.done;
     assert.equal(run.code, 0, daemon.output());
     assert.equal(run.stderr, "");

@@ -38,7 +38,7 @@ test("collector - two agents and a collector: the fleet view shows both; a stopp
     assert.ok(c.collector.runners().every((r) => !r.stale));
     await waitFor(() => (c.collector.eventCounts().get("runner.registered") ?? 0) === 2, "both registrations consumed");
 
-    daemons[0].child.kill("SIGTERM");
+    daemons[0].kill("SIGTERM");
     assert.equal((await daemons[0].done).code, 0);
     await waitFor(() => c.collector.runner("ci-a.example.com", "runner-1")?.stale === true, "agent a stale", 15_000);
     assert.equal(c.collector.runner("ci-b.example.com", "gpu runner ü")?.stale, false, "agent b still fresh");
@@ -47,7 +47,7 @@ test("collector - two agents and a collector: the fleet view shows both; a stopp
     const events = await c.collector.events({ limit: 100, host: "ci-b.example.com" });
     assert.ok(events.length > 0 && events.every((e) => e.host === "ci-b.example.com"), "events filtered by host from the stream");
   } finally {
-    for (const d of daemons) d.child.kill("SIGKILL");
+    for (const d of daemons) d.kill("SIGKILL");
     await Promise.all(daemons.map((d) => d.done));
     await c.close();
     await a.close();
@@ -69,7 +69,7 @@ test("collector - NATS stopped mid-run and restarted: every event arrives exactl
     await waitFor(() => daemon.output().split("token.refreshed").length >= beforeRestart + 2, "events made during the outage", 20_000);
     await nats.start();
     await waitFor(() => /outbox replayed to NATS/.test(daemon.output()), "outbox replayed", 30_000);
-    daemon.child.kill("SIGTERM");
+    daemon.kill("SIGTERM");
     await daemon.done;
     const stored = await streamEvents(nats.url);
     const ids = stored.map((s) => s.event.id);
@@ -77,7 +77,7 @@ test("collector - NATS stopped mid-run and restarted: every event arrives exactl
     const seqs = stored.map((s) => s.event.seq);
     assert.deepEqual(seqs, Array.from({ length: seqs.length }, (_, i) => i + 1), "every seq from 1, none missing, in order");
   } finally {
-    daemon.child.kill("SIGKILL");
+    daemon.kill("SIGKILL");
     await daemon.done;
     await w.close();
     await nats.close();
@@ -173,6 +173,37 @@ test("collector - health is 503 with a reason while NATS is unreachable, and rec
     await waitFor(() => c.collector.health().ok, "healthy again", 20_000);
   } finally {
     await c.close();
+    await nats.close();
+  }
+});
+
+test("collector - the collector command serves the dashboard, the API and /healthz, and stops on SIGTERM", async () => {
+  const nats = await startNatsServer();
+  const w = await makeWorld();
+  const { spawnAgent: spawnCli } = await import("./helpers/agent.ts");
+  const collector = spawnCli(["collector", "--listen", "127.0.0.1:0"], { NATS_URL: nats.url, STATE_DIR: w.stateDir });
+  try {
+    await waitFor(() => /collector listening on http:\/\/127\.0\.0\.1:\d+\//.test(collector.output()), "collector listening", 20_000);
+    const base = /collector listening on (http:\/\/127\.0\.0\.1:\d+)\//.exec(collector.output())![1];
+    await waitFor(async () => (await fetch(`${base}/healthz`)).status === 200, "healthy");
+    assert.equal((await runInProcess(["check", "--config", await agentConfig(w, nats.url, "ci.example.com")], fileEnv(w))).code, 0);
+    await waitFor(async () => ((await (await fetch(`${base}/api/v1/runners`)).json()) as { runners: unknown[] }).runners.length === 1, "runner listed");
+    const one = await fetch(`${base}/api/v1/runners/${encodeURIComponent("ci.example.com")}/runner-1`);
+    assert.equal(one.status, 200);
+    assert.equal(((await one.json()) as { status: string }).status, "ok");
+    const page = await (await fetch(`${base}/`)).text();
+    assert.match(page, /ci\.example\.com/);
+    assert.match(page, /runner-1/);
+    const events = (await (await fetch(`${base}/api/v1/events?type=runner.registered`)).json()) as { events: { type: string }[] };
+    assert.deepEqual(events.events.map((e) => e.type), ["runner.registered"]);
+    const metrics = await (await fetch(`${base}/metrics`)).text();
+    assert.match(metrics, /runner_registered\{[^}]*host="ci\.example\.com"[^}]*\} 1/);
+    collector.kill("SIGTERM");
+    assert.equal((await collector.done).code, 0);
+  } finally {
+    collector.kill("SIGKILL");
+    await collector.done;
+    await w.close();
     await nats.close();
   }
 });

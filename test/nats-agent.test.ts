@@ -67,7 +67,7 @@ test("nats - events in the outbox survive a SIGKILL of the daemon and arrive aft
     await nats.stop();
     const daemon = spawnAgent(["daemon", "--interval", "1"], env);
     await waitFor(async () => (await readdir(join(w.stateDir, "outbox")).catch(() => [] as string[])).some((f) => f.endsWith(".jsonl")) && daemon.output().includes("pass finished"), "events in the outbox");
-    daemon.child.kill("SIGKILL");
+    daemon.kill("SIGKILL");
     await daemon.done;
     await nats.start();
     const run = await runInProcess(["check"], env);

@@ -27,7 +27,8 @@ function run(argv: string[], env: Record<string, string>, cwd: string, onStart?:
     child.stderr.setEncoding("utf8").on("data", (d: string) => (stderr += d));
     child.on("error", reject);
     child.on("close", (code) => resolve({ code: code ?? 128, stdout, stderr, logs: parseLogs(stdout) }));
-    onStart?.((s) => child.kill(s), () => stdout);
+    // process.kill, not child.kill: see SpawnedAgent.kill in helpers/agent.ts.
+    onStart?.((s) => child.pid && process.kill(child.pid, s), () => stdout);
   });
 }
 

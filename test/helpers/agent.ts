@@ -67,6 +67,11 @@ export async function runInProcess(args: string[], env: Record<string, string>, 
 
 export interface SpawnedAgent {
   child: ChildProcess;
+  /**
+   * Signals the agent with process.kill: Deno's child.kill() reports the child as killed by the
+   * signal even when it handled it and exited 0, which would hide the exit code under test.
+   */
+  kill(signal: NodeJS.Signals): void;
   done: Promise<AgentRun>;
   output(): string;
 }
@@ -85,7 +90,14 @@ export function spawnAgent(args: string[], env: Record<string, string>, options:
   const done = new Promise<AgentRun>((resolve) => {
     child.on("close", (code, signal) => resolve({ code: code ?? (signal === "SIGKILL" ? 137 : 128), stdout, stderr, logs: parseLogs(stdout) }));
   });
-  return { child, done, output: () => stdout + stderr };
+  const kill = (signal: NodeJS.Signals) => {
+    try {
+      if (child.pid && child.exitCode === null) process.kill(child.pid, signal);
+    } catch {
+      // Already gone.
+    }
+  };
+  return { child, kill, done, output: () => stdout + stderr };
 }
 
 /** Polls until `predicate` holds (no fixed sleeps: the CI machine is slow and noisy). */
