@@ -49,7 +49,7 @@ echo "deno check..."
 deno check src test scripts
 deno_status=0
 NO_COLOR=1 deno test -A "${files[@]}" 2>&1 | tee "$denolog" || deno_status=$?
-deno_count=$(grep -E '^(ok|FAILED) \| [0-9]+ passed' "$denolog" | tail -1 | sed -E 's/^[A-Z]+ \| ([0-9]+) passed.*\| ([0-9]+) failed.*/\1 \2/' | awk '{print $1+$2}')
+deno_count=$(grep -E '^(ok|FAILED) \| [0-9]+ passed' "$denolog" | tail -1 | sed -E 's/^[A-Za-z]+ \| ([0-9]+) passed.*\| ([0-9]+) failed.*/\1 \2/' | awk '{print $1+$2}')
 check_count deno "${deno_count:-0}" .ci/test-count-deno
 [ "$deno_status" -eq 0 ] || { echo "error: the Deno suite failed" >&2; exit "$deno_status"; }
 echo "node: $node_count tests, deno: $deno_count tests: all passed"
