@@ -10,13 +10,14 @@ import { NatsPublisher } from "../nats/publisher.ts";
 import { StateStore } from "./state-store.ts";
 import { AgentTelemetry } from "./telemetry.ts";
 import type { AgentContext } from "./context.ts";
+import type { AlertHost } from "../alerts/host.ts";
 
 export function buildAgentContext(
   runtime: Runtime,
   config: AgentConfig,
   log: Logger,
   mode: "check" | "daemon",
-  options: { publisher?: Publisher; fetch?: typeof fetch; now?: () => number } = {},
+  options: { publisher?: Publisher; fetch?: typeof fetch; now?: () => number; alerts?: AlertHost | null } = {},
 ): AgentContext {
   const now = options.now ?? Date.now;
   const telemetry = new AgentTelemetry(log);
@@ -39,5 +40,5 @@ export function buildAgentContext(
       ? new FanoutPublisher([new LogPublisher(log), new NatsPublisher({ runtime, config: config.nats, stateDir: config.state.dir, log, mode })])
       : new LogPublisher(log));
   const events = new EventEmitter({ host: config.host, runtime: runtime.name, nextSeq: () => store.nextSeq(), publisher, log });
-  return { runtime, config, log, github, tokens: new TokenCache(runtime, config.state.dir), store, events, telemetry, mode, now };
+  return { runtime, config, log, github, tokens: new TokenCache(runtime, config.state.dir), store, events, telemetry, mode, now, alerts: options.alerts ?? null };
 }

@@ -7,6 +7,7 @@ import type { TokenCache } from "../github/token-cache.ts";
 import type { EventEmitter } from "./events.ts";
 import type { StateStore } from "./state-store.ts";
 import type { AgentTelemetry } from "./telemetry.ts";
+import type { AlertHost } from "../alerts/host.ts";
 
 export interface AgentContext {
   runtime: Runtime;
@@ -20,6 +21,8 @@ export interface AgentContext {
   telemetry: AgentTelemetry;
   /** "check" waits lockTimeout and exits 75; "daemon" skips a locked runner for one interval. */
   mode: "check" | "daemon";
+  /** Local alerts, when alerts.plugins is configured (never in --dry-run). */
+  alerts: AlertHost | null;
   now: () => number;
 }
 

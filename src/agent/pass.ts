@@ -6,6 +6,7 @@ import { AbortedError, ExitCode, errorMessage, type ExitCodeValue } from "../sha
 import { scopeKey } from "../shared/scope.ts";
 import type { AgentContext, PassState } from "./context.ts";
 import { refreshScopes } from "./token-step.ts";
+import { agentConditions } from "./alert-rules.ts";
 import { checkRunner } from "./runner-step.ts";
 import { buildMetricsDocument, stateDocument, writeMetricsFile } from "./metrics-file.ts";
 import type { MetricsDocument } from "../shared/types.ts";
@@ -113,6 +114,13 @@ export async function runPass(ctx: AgentContext, signal: AbortSignal, options: {
   const time = new Date(ctx.now());
   for (const report of metrics.runners) {
     await ctx.events.publisher.putState(stateDocument(metrics, report, time)).catch((err) => ctx.log.warn(`could not publish state: ${errorMessage(err)}`));
+  }
+  if (ctx.alerts) {
+    try {
+      await ctx.alerts.evaluate(await agentConditions(ctx, metrics));
+    } catch (err) {
+      ctx.log.error(`alert evaluation failed: ${errorMessage(err)}`);
+    }
   }
   const exitCode = lockTimedOut && ctx.mode === "check" ? ExitCode.lockTimeout : failed ? ExitCode.failed : ExitCode.ok;
   const error =

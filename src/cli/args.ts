@@ -3,7 +3,7 @@ import { parseArgs } from "node:util";
 import { UsageError } from "../shared/errors.ts";
 import type { CliFlags } from "../config/flags.ts";
 
-export const COMMANDS = ["check", "daemon", "collector", "status", "hold", "release", "version", "help"] as const;
+export const COMMANDS = ["check", "daemon", "collector", "status", "hold", "release", "alert", "version", "help"] as const;
 export type Command = (typeof COMMANDS)[number];
 
 export interface ParsedArgs {
@@ -28,6 +28,7 @@ Commands:
                      (--listen HOST:PORT, default 127.0.0.1:9470)
   status [--json]    the state of every runner, from the metrics file
   hold RUNNER        leave a runner alone (maintenance); release RUNNER undoes it
+  alert test         send a marked test notification through every alert plugin
   version            print the version
 
 Flags (environment variable in brackets; flag > env > config file > default):
@@ -83,6 +84,10 @@ export function parseCommandLine(argv: string[]): ParsedArgs {
   const positionals = aliases.length ? parsed.positionals : rest;
   const wantsOne = command === "hold" || command === "release";
   if (wantsOne && positionals.length !== 1) throw new UsageError(`${command} needs one runner name (or dir): runner-token-refresh ${command} RUNNER`);
+  if (command === "alert") {
+    if (positionals.length !== 1 || positionals[0] !== "test") throw new UsageError("alert needs the subcommand test: runner-token-refresh alert test");
+    return { command: "alert", flags, positionals };
+  }
   if (!wantsOne && positionals.length) throw new UsageError(`unexpected argument "${positionals[0]}" for ${command}: see --help`);
   return { command: command as Command, flags, positionals };
 }

@@ -6,6 +6,10 @@ import { VERSION } from "../shared/version.ts";
 import type { AgentConfig } from "../config/types.ts";
 import { Collector } from "../collector/collector.ts";
 import { createCollectorApp } from "../http/collector-app.ts";
+import { AlertHost } from "../alerts/host.ts";
+import { KvAlertStore } from "../alerts/stores.ts";
+import type { LoadedPlugin } from "../alerts/load.ts";
+import { openBucket } from "../nats/setup.ts";
 
 export const COLLECTOR_DEFAULT_LISTEN = "127.0.0.1:9470";
 
@@ -16,12 +20,17 @@ export function splitListen(listen: string, from: string): { hostname: string; p
   return { hostname: m[1] || "0.0.0.0", port };
 }
 
-export async function runCollector(runtime: Runtime, config: AgentConfig, log: Logger, signal: AbortSignal, listenFlag: string | undefined): Promise<number> {
+export async function runCollector(runtime: Runtime, config: AgentConfig, log: Logger, signal: AbortSignal, listenFlag: string | undefined, plugins: LoadedPlugin[]): Promise<number> {
   if (!config.nats) {
     throw new ConfigError(`the collector needs NATS: set nats.servers in ${config.configFile ?? "a config file"} or NATS_URL`);
   }
   const listen = splitListen(listenFlag ?? config.http.listen ?? COLLECTOR_DEFAULT_LISTEN, listenFlag ? "--listen" : "http.listen");
-  const collector = new Collector({ runtime, config, log });
+  const collector = new Collector({
+    runtime,
+    config,
+    log,
+    alerts: plugins.length ? async (nc, names) => AlertHost.create(plugins, new KvAlertStore(await openBucket(nc, names.alertsBucket, true)), config, log) : undefined,
+  });
   const app = createCollectorApp(collector, { authToken: config.http.authToken, version: VERSION });
   const server = await runtime.serve(app.fetch, listen);
   collector.start();

@@ -8,17 +8,15 @@ import { ExitCode, RtrError, UsageError, errorMessage } from "../shared/errors.t
 import { redact } from "../shared/redact.ts";
 import { createLogger, type Logger } from "../shared/logger.ts";
 import { VERSION } from "../shared/version.ts";
-import { sleep } from "../shared/backoff.ts";
 import { loadConfig } from "../config/load.ts";
 import type { AgentConfig } from "../config/types.ts";
 import { HOLD_FILE } from "../runner/files.ts";
-import { buildAgentContext } from "../agent/build.ts";
 import type { Publisher } from "../agent/events.ts";
-import { runDaemon, warnThreshold } from "../agent/daemon.ts";
-import { runPass } from "../agent/pass.ts";
 import { HELP, parseCommandLine, type ParsedArgs } from "./args.ts";
 import { readMetricsFile, renderStatusTable } from "./status.ts";
 import { runCollector } from "./collector.ts";
+import { runAgent, runAlertTest } from "./agent.ts";
+import { loadPlugins } from "../alerts/load.ts";
 
 export interface MainOptions {
   /** Tests and the demo inject these; production uses the defaults. */
@@ -66,9 +64,10 @@ async function run(runtime: Runtime, args: ParsedArgs, options: MainOptions): Pr
   const config = await loadConfig(runtime, args.flags, { needRunners: acting || args.command === "hold" || args.command === "release", needCredentials: acting });
   if (args.command === "collector") {
     const log = createLogger({ level: config.log.level, write: (line) => runtime.writeStdout(line), file: config.log.file });
+    const plugins = await loadPlugins(runtime, config);
     const { signal, dispose } = signalController(runtime, log);
     try {
-      return await runCollector(runtime, config, log, signal, args.flags.listen);
+      return await runCollector(runtime, config, log, signal, args.flags.listen, plugins);
     } finally {
       dispose();
     }
@@ -81,24 +80,12 @@ async function run(runtime: Runtime, args: ParsedArgs, options: MainOptions): Pr
   if (args.command === "hold" || args.command === "release") return holdOrRelease(runtime, config, args);
 
   const log = createLogger({ level: config.log.level, write: (line) => runtime.writeStdout(line), file: config.log.file });
-  const ctx = buildAgentContext(runtime, config, log, args.command === "daemon" ? "daemon" : "check", { publisher: options.publisher, fetch: options.fetch });
+  // Plugins load (and their options are checked) at start, not when the first alert fires.
+  const plugins = await loadPlugins(runtime, config);
+  if (args.command === "alert") return runAlertTest(runtime, config, log, plugins);
   const { signal, dispose } = signalController(runtime, log);
   try {
-    if (args.command === "daemon") return await runDaemon(ctx, signal);
-    warnThreshold(ctx);
-    if (config.refresh.splay > 0) {
-      const delay = Math.random() * config.refresh.splay;
-      log.debug({ splay_seconds: Math.round(delay) }, "splay: waiting before the pass");
-      await sleep(delay * 1000, signal).catch(() => {});
-    }
-    const result = await runPass(ctx, signal);
-    await ctx.events.publisher.close();
-    if (config.json && result.metrics) runtime.writeStdout(`${JSON.stringify(result.metrics)}\n`);
-    if (result.aborted) return ExitCode.ok;
-    // SPEC 3: every non-zero exit prints one line to stderr naming the problem and the fix
-    // (a lock held past lockTimeout → 75, a failed refresh or registration → 1).
-    if (result.exitCode !== ExitCode.ok) runtime.writeStderr(`error: ${redact(result.error ?? "the pass failed: see the log").replace(/\s*\n\s*/g, " ")}\n`);
-    return result.exitCode;
+    return await runAgent(runtime, config, log, args.command === "daemon" ? "daemon" : "check", plugins, signal, options);
   } finally {
     dispose();
   }

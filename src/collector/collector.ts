@@ -18,6 +18,8 @@ import { FleetState } from "./fleet.ts";
 import { consumeEvents, ensureDurableConsumer, watchState } from "./ingest.ts";
 import { readEvents } from "./events-reader.ts";
 import type { CollectorAlert, CollectorView, EventQuery, FleetRunner } from "./types.ts";
+import { Lease } from "./lease.ts";
+import type { AlertHost } from "../alerts/host.ts";
 
 const EVALUATE_EVERY_MS = 2000;
 
@@ -26,8 +28,10 @@ export interface CollectorOptions {
   config: AgentConfig;
   log: Logger;
   now?: () => number;
-  /** Called with the alerts in force after every evaluation (the alert engine hooks in here). */
-  onAlerts?: (alerts: CollectorAlert[]) => void | Promise<void>;
+  /** Builds the alert host once NATS is up (its state lives in KV bucket RTR_ALERTS). */
+  alerts?: (nc: NatsConnection, names: NatsNames) => Promise<AlertHost>;
+  /** How long a leader's lease lives without renewal (failover time). */
+  leaseTtlMs?: number;
 }
 
 export class Collector implements CollectorView {
@@ -40,6 +44,10 @@ export class Collector implements CollectorView {
   private current: CollectorAlert[] = [];
   private readonly tasks: Promise<unknown>[] = [];
   private readonly now: () => number;
+  private lease: Lease | null = null;
+  private alertHost: AlertHost | null = null;
+  /** True while this process holds the RTR_LEADER lease: only the leader sends alerts. */
+  leader = false;
 
   constructor(private readonly options: CollectorOptions) {
     const nats = options.config.nats;
@@ -81,6 +89,8 @@ export class Collector implements CollectorView {
         await ensureEventsStream(nc, this.names, log);
         const kv = await openBucket(nc, this.names.stateBucket, true);
         await ensureDurableConsumer(nc, this.names);
+        this.lease ??= new Lease(nc, this.names.leaderBucket, `${config.host}/${crypto.randomUUID().slice(0, 8)}`, this.options.leaseTtlMs ?? 15_000);
+        if (this.options.alerts && !this.alertHost) this.alertHost = await this.options.alerts(nc, this.names);
         this.ready = true;
         this.problem = null;
         log.info({ stream: this.names.eventsStream, consumer: this.names.durable }, "collector consuming events and watching state");
@@ -113,6 +123,11 @@ export class Collector implements CollectorView {
 
   private async evaluateLoop(): Promise<void> {
     while (!this.stop.signal.aborted) {
+      if (this.lease && this.ready) {
+        const was = this.leader;
+        this.leader = await this.lease.tick().catch(() => false);
+        if (this.leader !== was) this.options.log.info({ lease: this.lease.id }, this.leader ? "this collector is now the leader (evaluates rules, sends alerts)" : "another collector is the leader");
+      }
       await this.evaluate();
       await sleep(EVALUATE_EVERY_MS, this.stop.signal).catch(() => {});
     }
@@ -126,10 +141,12 @@ export class Collector implements CollectorView {
     for (const a of next) if (!before.has(a.key)) this.options.log.warn({ alert: a.key, severity: a.severity }, `alert: ${a.summary}`);
     for (const a of this.current) if (!after.has(a.key)) this.options.log.info({ alert: a.key }, `alert resolved: ${a.key}`);
     this.current = next;
-    try {
-      await this.options.onAlerts?.(next);
-    } catch (err) {
-      this.options.log.error(`alert engine failed: ${errorMessage(err)}`);
+    if (this.alertHost && this.leader) {
+      try {
+        await this.alertHost.evaluate(next.map((a) => ({ key: a.key, rule: a.rule, host: a.host, runner: a.runner, scope: a.scope, severity: a.severity, summary: a.summary, details: a.details, state: "firing" as const })));
+      } catch (err) {
+        this.options.log.error(`alert engine failed: ${errorMessage(err)}`);
+      }
     }
     return next;
   }
@@ -153,13 +170,24 @@ export class Collector implements CollectorView {
   eventCounts(): ReadonlyMap<string, number> {
     return this.fleet.eventCounts();
   }
+  alertDeliveries(): { plugin: string; outcome: string; count: number }[] {
+    return this.alertHost?.deliveries() ?? [];
+  }
+
   health(): { ok: boolean; reason: string | null } {
     const connected = this.nc !== null && !this.nc.isClosed() && this.problem === null;
-    return connected ? { ok: true, reason: null } : { ok: false, reason: this.problem ?? "NATS unreachable" };
+    if (!connected) return { ok: false, reason: this.problem ?? "NATS unreachable" };
+    // Pages that cannot arrive are an outage of their own.
+    const broken = this.alertHost?.misconfigured() ?? [];
+    if (broken.length) return { ok: false, reason: broken.map((b) => `alert plugin ${b.plugin} misconfigured: ${b.error}`).join("; ") };
+    return { ok: true, reason: null };
   }
 
   async close(): Promise<void> {
     this.stop.abort();
+    await this.alertHost?.idle().catch(() => {});
+    await this.alertHost?.close();
+    await this.lease?.release();
     const nc = this.nc;
     this.nc = null;
     // drain() flushes pending acks before closing, so a graceful stop loses none.

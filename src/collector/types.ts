@@ -50,4 +50,6 @@ export interface CollectorView {
   /** Events handled by type since start (`_invalid` for malformed, `_duplicate` for repeats). */
   eventCounts(): ReadonlyMap<string, number>;
   health(): { ok: boolean; reason: string | null };
+  /** Alert deliveries by plugin and outcome (absent when no plugin is configured). */
+  alertDeliveries?(): { plugin: string; outcome: string; count: number }[];
 }

@@ -18,6 +18,8 @@ export function describeFailure(args: {
   attempts: number;
 }): string {
   const where = `${args.endpoint}${args.scope ? ` for ${scopeKey(args.scope)}` : ""}`;
+  // Error bodies are often empty (a proxy's 502): leave the message out rather than print ": :".
+  const said = args.message.trim() ? `: ${args.message.trim()}` : "";
   const tries = args.attempts > 1 ? ` after ${args.attempts} attempts` : "";
   if (args.gaveUpWaitSeconds !== undefined) {
     return `GitHub rate limit on ${where}: it asks to wait ${Math.round(args.gaveUpWaitSeconds)}s, longer than refresh.maxRetryWait: the pass records a failure and the next pass retries (check what else uses this credential)`;
@@ -32,6 +34,6 @@ export function describeFailure(args: {
     return `GitHub answered 404 on ${where}: the ${kind} name is wrong, or the credential cannot see it (GitHub answers 404 instead of 403): check the scope and ${PERMISSION_HINT[kind]}`;
   }
   if (s === 429) return `GitHub rate limit on ${where}${tries} (429): too many requests: spread the fleet (refresh.splay) or use fleet mode`;
-  if (s !== undefined && s >= 500) return `GitHub error ${s} on ${where}${tries}: ${args.message}: GitHub is degraded; the cached token stays in use and the next pass retries`;
-  return `GitHub answered ${s ?? "?"} on ${where}: ${args.message}`;
+  if (s !== undefined && s >= 500) return `GitHub error ${s} on ${where}${tries}${said}: GitHub is degraded; the cached token stays in use and the next pass retries`;
+  return `GitHub answered ${s ?? "?"} on ${where}${said}`;
 }

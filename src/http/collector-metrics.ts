@@ -160,5 +160,16 @@ export function createCollectorRegistry(view: CollectorView): Registry {
     },
   });
 
+  new Counter({
+    name: "runner_token_alert_notifications_total",
+    help: "Alert notifications by plugin and outcome (success, failure, retry, skipped), this process.",
+    labelNames: ["plugin", "outcome"] as const,
+    registers,
+    collect() {
+      this.reset();
+      for (const d of view.alertDeliveries?.() ?? []) this.inc({ plugin: d.plugin, outcome: d.outcome }, d.count);
+    },
+  });
+
   return registry;
 }

@@ -258,16 +258,17 @@ test("runner dir - config modes imitate hangs and failures", async (t) => {
   assert.ok(Date.now() - started >= 450);
 });
 
-test("runner dir - config.sh refuses root without RUNNER_ALLOW_RUNASROOT when asked to check", { skip: process.getuid?.() !== 0 }, async (t) => {
+test("runner dir - config.sh refuses root without RUNNER_ALLOW_RUNASROOT when asked to check", async (t) => {
   const gh = await fake(t);
   const rd = await runnerDir(t, gh);
   const token = await mint(gh, "/orgs/acme");
   const args = ["--unattended", "--url", "https://github.com/acme", "--name", "r1"];
-  const refused = await run(join(rd.dir, "config.sh"), args, { FAKE_RUNNER_CHECK_ROOT: "1", ACTIONS_RUNNER_INPUT_TOKEN: token });
+  const refused = await run(join(rd.dir, "config.sh"), args, { FAKE_RUNNER_CHECK_ROOT: "1", FAKE_RUNNER_UID: "0", ACTIONS_RUNNER_INPUT_TOKEN: token });
   assert.equal(refused.code, 1);
   assert.match(refused.stdout, /Must not run with sudo/);
   const allowed = await run(join(rd.dir, "config.sh"), args, {
     FAKE_RUNNER_CHECK_ROOT: "1",
+    FAKE_RUNNER_UID: "0",
     RUNNER_ALLOW_RUNASROOT: "1",
     ACTIONS_RUNNER_INPUT_TOKEN: token,
   });

@@ -80,7 +80,9 @@ export async function fakePost(path, body) {
 
 export function checkRoot() {
   const enabled = process.env.FAKE_RUNNER_CHECK_ROOT === "1" || existsSync(join(fakeDir, "check-root"));
-  if (enabled && process.getuid?.() === 0 && !process.env.RUNNER_ALLOW_RUNASROOT) {
+  // FAKE_RUNNER_UID lets a test run by an ordinary user see what root would see.
+  const uid = process.env.FAKE_RUNNER_UID !== undefined ? Number(process.env.FAKE_RUNNER_UID) : process.getuid?.();
+  if (enabled && uid === 0 && !process.env.RUNNER_ALLOW_RUNASROOT) {
     console.log("Must not run with sudo");
     process.exit(1);
   }
