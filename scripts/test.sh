@@ -16,6 +16,15 @@ if ! command -v nats-server >/dev/null 2>&1 && [ ! -x /usr/sbin/nats-server ]; t
     need nats-server "run 'sudo apt-get install -y nats-server' (or put nats-server on PATH)"
   fi
 fi
+if [ ! -x /usr/bin/chromium ]; then
+  if [ "$(id -u)" = 0 ] && command -v apt-get >/dev/null 2>&1; then
+    echo "installing chromium (Debian package) for the dashboard's browser test..." >&2
+    (apt-get install -y chromium >/dev/null 2>&1 || (apt-get update >/dev/null 2>&1 && apt-get install -y chromium >/dev/null 2>&1)) \
+      || need chromium "run 'sudo apt-get install -y chromium'"
+  else
+    need chromium "run 'sudo apt-get install -y chromium' (the dashboard is tested in a real browser)"
+  fi
+fi
 if ! command -v deno >/dev/null 2>&1; then
   echo "installing Deno 2 (npm install -g deno@2) for the Deno half of the suite..." >&2
   npm install -g deno@2 >/dev/null 2>&1 || need "Deno 2" "run 'npm install -g deno@2'"

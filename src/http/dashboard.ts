@@ -136,12 +136,13 @@ th,td{padding:.3rem .5rem;border-bottom:1px solid #e3e6ea;text-align:left;vertic
 th{background:#eef0f3;font-weight:600}
 .muted{color:#7a8291}.bad{color:#b3261e;font-weight:600}
 .err,.data{font-family:ui-monospace,monospace;font-size:12px;max-width:32rem;overflow-wrap:anywhere}
+/* Tiles first: a status class below must win over the tile's white background. */
+.tiles{display:flex;flex-wrap:wrap;gap:.5rem;margin-top:1rem}
+.tile{background:#fff;border:1px solid #e3e6ea;border-radius:.4rem;padding:.4rem .8rem;min-width:6rem}
 .status,.sev{display:inline-block;padding:0 .45rem;border-radius:.6rem;color:#fff;background:#7a8291}
 .s-ok{background:#1e7d32}.s-refreshing{background:#1565c0}.s-deferred_busy{background:#b26a00}
 .s-failing,.s-unregistered{background:#b3261e}.s-held{background:#5f6b7a}.s-stale{background:#6a1b9a}
 .sev-critical,.sev-error{background:#b3261e}.sev-warning{background:#b26a00}.sev-info{background:#1565c0}
-.tiles{display:flex;flex-wrap:wrap;gap:.5rem;margin-top:1rem}
-.tile{background:#fff;border:1px solid #e3e6ea;border-radius:.4rem;padding:.4rem .8rem;min-width:6rem}
 .tile b{display:block;font-size:1.4rem}.tile.s-ok,.tile[class*=" s-"]{color:#fff}
 .banner{background:#b3261e;color:#fff;padding:.5rem .8rem;border-radius:.4rem;margin-top:.8rem}
 footer{margin-top:2rem;color:#7a8291;font-size:12px}`;

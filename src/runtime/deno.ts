@@ -4,7 +4,7 @@
  * env, argv, signals, hostname, output and exit use Deno's own APIs.
  */
 import { nodeFiles } from "./node-files.ts";
-import { listProcesses, spawnProcess } from "./node-process.ts";
+import { listProcesses, spawnProcess, startProcess } from "./node-process.ts";
 import { lookupUserName } from "./node.ts";
 import type { Runtime } from "./types.ts";
 
@@ -21,6 +21,7 @@ declare const Deno: {
   stdout: { writeSync(data: Uint8Array): number };
   stderr: { writeSync(data: Uint8Array): number };
   exit(code: number): never;
+  execPath(): string;
   serve(
     options: { hostname: string; port: number; onListen?: (addr: { port: number }) => void; onError?: (err: unknown) => Response },
     handler: (request: Request) => Response | Promise<Response>,
@@ -45,6 +46,8 @@ export function createDenoRuntime(): Runtime {
     uid: () => Deno.uid() ?? -1,
     userName: lookupUserName,
     spawn: spawnProcess,
+    execPath: Deno.execPath(),
+    startProcess,
     processes: listProcesses,
     serve: (handler, options) =>
       new Promise((resolve, reject) => {

@@ -2,7 +2,39 @@
 import { spawn as nodeSpawn } from "node:child_process";
 import { promises as fs } from "node:fs";
 import process from "node:process";
-import type { ProcessInfo, SpawnOptions, SpawnResult } from "./types.ts";
+import type { ChildHandle, ProcessInfo, SpawnOptions, SpawnResult } from "./types.ts";
+
+export function startProcess(command: string, args: string[], options: { cwd?: string; env?: Record<string, string | undefined> } = {}): ChildHandle {
+  let output = "";
+  const child = nodeSpawn(command, args, { cwd: options.cwd, env: buildEnv(options.env), stdio: ["ignore", "pipe", "pipe"] });
+  const keep = (d: Buffer) => (output = keepTail(output, d.toString("utf8"), DEFAULT_MAX_OUTPUT));
+  child.stdout?.on("data", keep);
+  child.stderr?.on("data", keep);
+  const exited = new Promise<number | null>((resolve) => {
+    child.on("error", (err) => {
+      output += `\n${err.message}`;
+      resolve(null);
+    });
+    child.on("exit", (code) => resolve(code));
+  });
+  // Whatever happens to us, the child goes too (a demo must not leave a nats-server behind).
+  const onExit = () => child.kill("SIGKILL");
+  process.once("exit", onExit);
+  return {
+    pid: child.pid ?? -1,
+    output: () => output,
+    exited,
+    async stop() {
+      process.off("exit", onExit);
+      if (child.exitCode === null && child.signalCode === null) {
+        child.kill("SIGTERM");
+        const timer = setTimeout(() => child.kill("SIGKILL"), 3000);
+        await exited;
+        clearTimeout(timer);
+      }
+    },
+  };
+}
 
 const DEFAULT_MAX_OUTPUT = 64 * 1024;
 

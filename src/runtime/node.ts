@@ -3,7 +3,7 @@ import { hostname, homedir, userInfo } from "node:os";
 import { promises as fs } from "node:fs";
 import process from "node:process";
 import { nodeFiles } from "./node-files.ts";
-import { listProcesses, spawnProcess } from "./node-process.ts";
+import { listProcesses, spawnProcess, startProcess } from "./node-process.ts";
 import { serve } from "@hono/node-server";
 import type { AddressInfo } from "node:net";
 import type { FetchHandler, HttpServer, Runtime } from "./types.ts";
@@ -50,6 +50,8 @@ export function createNodeRuntime(): Runtime {
     uid: () => (typeof process.getuid === "function" ? process.getuid() : userInfo().uid),
     userName: lookupUserName,
     spawn: spawnProcess,
+    execPath: process.execPath,
+    startProcess,
     processes: listProcesses,
     serve: serveNode,
     onSignal(signal, handler) {

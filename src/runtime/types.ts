@@ -26,6 +26,14 @@ export interface SpawnResult {
   spawnError?: { code: string; message: string };
 }
 
+/** A long-running child (the demo's nats-server): output kept, stopped on request. */
+export interface ChildHandle {
+  pid: number;
+  output(): string;
+  exited: Promise<number | null>;
+  stop(): Promise<void>;
+}
+
 export interface FileStat {
   isFile: boolean;
   isDirectory: boolean;
@@ -82,6 +90,10 @@ export interface Runtime {
   /** User name for a uid (for runAs defaults); null when unknown. */
   userName(uid: number): Promise<string | null>;
   spawn(command: string, args: string[], options?: SpawnOptions): Promise<SpawnResult>;
+  /** Starts a program that keeps running (the demo's nats-server); it dies with us. */
+  startProcess(command: string, args: string[], options?: { cwd?: string; env?: Record<string, string | undefined> }): ChildHandle;
+  /** The interpreter running this program (node or deno), for scripts the program writes. */
+  readonly execPath: string;
   processes(): Promise<ProcessInfo[]>;
   /** Serves HTTP (hono's `app.fetch`) on hostname:port; port 0 picks a free one. */
   serve(handler: FetchHandler, options: { hostname: string; port: number }): Promise<HttpServer>;
