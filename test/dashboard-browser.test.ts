@@ -45,7 +45,11 @@ test("dashboard - a real browser shows runners, token time left and firing alert
     assert.match(text, /failing/);
     // A coloured tile must not end up white on white (a CSS order bug did exactly that once).
     const tile = page.locator(".tile", { hasText: "firing alerts" });
-    const colours = await tile.evaluate((el) => [getComputedStyle(el).backgroundColor, getComputedStyle(el).color]);
+    // Runs in the page; typed loosely because Deno's type check has no DOM library.
+    const colours = await tile.evaluate((el) => {
+      const style = (globalThis as unknown as { getComputedStyle(e: unknown): { backgroundColor: string; color: string } }).getComputedStyle(el);
+      return [style.backgroundColor, style.color];
+    });
     assert.notEqual(colours[0], colours[1], `tile readable: ${colours}`);
     assert.notEqual(colours[0], "rgb(255, 255, 255)");
     await page.screenshot({ path: join(REPO_ROOT, "docs/dashboard.png"), fullPage: true });
