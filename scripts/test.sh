@@ -25,6 +25,15 @@ if [ ! -x /usr/bin/chromium ]; then
     need chromium "run 'sudo apt-get install -y chromium' (the dashboard is tested in a real browser)"
   fi
 fi
+if ! command -v systemd-analyze >/dev/null 2>&1; then
+  if [ "$(id -u)" = 0 ] && command -v apt-get >/dev/null 2>&1; then
+    echo "installing systemd (Debian package, for systemd-analyze verify of the units)..." >&2
+    (apt-get install -y systemd >/dev/null 2>&1 || (apt-get update >/dev/null 2>&1 && apt-get install -y systemd >/dev/null 2>&1)) \
+      || need systemd-analyze "run 'sudo apt-get install -y systemd'"
+  else
+    need systemd-analyze "run 'sudo apt-get install -y systemd'"
+  fi
+fi
 if ! command -v deno >/dev/null 2>&1; then
   echo "installing Deno 2 (npm install -g deno@2) for the Deno half of the suite..." >&2
   npm install -g deno@2 >/dev/null 2>&1 || need "Deno 2" "run 'npm install -g deno@2'"

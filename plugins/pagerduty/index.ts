@@ -4,7 +4,7 @@
  * `message` and `errors` are quoted); 408, 429 (Retry-After), 5xx and network errors are retryable.
  * The routing key is a secret: no message names it.
  */
-import { AlertDeliveryError, definePlugin, headline, Options, PluginOptionsError } from "../../src/alerts/sdk.ts";
+import { AlertDeliveryError, definePlugin, headline, Options, PluginOptionsError, retryAfterSeconds } from "../../src/alerts/sdk.ts";
 import type { Notification, OptionsHelpers, Severity } from "../../src/alerts/sdk.ts";
 
 export const DEFAULT_URL = "https://events.pagerduty.com/v2/enqueue";
@@ -63,8 +63,8 @@ export default definePlugin<PagerDutyOptions>({
         }
         if (res.status === 202) return;
         const said = `PagerDuty answered ${res.status || res.type}${describe(text, options.routingKey)}`;
-        if (res.status === 429) throw new AlertDeliveryError(`${said} (rate limited)`, { retryable: true, retryAfterSeconds: retryAfter(res) });
-        if (res.status === 408 || res.status >= 500) throw new AlertDeliveryError(said, { retryable: true, retryAfterSeconds: retryAfter(res) });
+        if (res.status === 429) throw new AlertDeliveryError(`${said} (rate limited)`, { retryable: true, retryAfterSeconds: retryAfterSeconds(res) });
+        if (res.status === 408 || res.status >= 500) throw new AlertDeliveryError(said, { retryable: true, retryAfterSeconds: retryAfterSeconds(res) });
         const hint = res.status === 400 ? "the event was refused: check routingKey and options" : "expected 202: check url";
         throw new AlertDeliveryError(`${said}: ${hint}`, { retryable: false });
       },
@@ -170,10 +170,3 @@ async function secretOption(o: Options, key: string, helpers: OptionsHelpers): P
   return value;
 }
 
-function retryAfter(res: Response): number | undefined {
-  const h = res.headers.get("retry-after")?.trim();
-  if (!h) return undefined;
-  if (/^\d+$/.test(h)) return Number(h);
-  const at = Date.parse(h);
-  return Number.isNaN(at) ? undefined : Math.max(0, Math.ceil((at - Date.now()) / 1000));
-}

@@ -4,7 +4,7 @@
  * retryable; 400 invalid_payload, 403, 404, 410 (no_service, channel_is_archived) and other 4xx are
  * configuration errors. The webhook URL is a secret: no message names it.
  */
-import { AlertDeliveryError, definePlugin, headline, Options, PluginOptionsError, statusWord } from "../../src/alerts/sdk.ts";
+import { AlertDeliveryError, definePlugin, headline, Options, PluginOptionsError, statusWord, retryAfterSeconds } from "../../src/alerts/sdk.ts";
 import type { Notification, OptionsHelpers } from "../../src/alerts/sdk.ts";
 
 export interface SlackOptions {
@@ -54,7 +54,7 @@ export default definePlugin<SlackOptions>({
         }
         if (res.status === 200 && text === "ok") return;
         const said = `Slack webhook answered ${res.status || res.type}${text ? ` ${snippet(text, options.webhookUrl)}` : ""}`;
-        if (res.status === 429) throw new AlertDeliveryError(`${said} (rate limited)`, { retryable: true, retryAfterSeconds: retryAfter(res) });
+        if (res.status === 429) throw new AlertDeliveryError(`${said} (rate limited)`, { retryable: true, retryAfterSeconds: retryAfterSeconds(res) });
         if (res.status === 408 || res.status >= 500) throw new AlertDeliveryError(said, { retryable: true });
         throw new AlertDeliveryError(`${said}: check the webhook (it may be revoked or its channel archived)`, { retryable: false });
       },
@@ -156,14 +156,6 @@ function isRecord(v: unknown): v is Record<string, unknown> {
 function snippet(text: string, secret: string): string {
   const s = text.split(secret).join("<webhookUrl>").replace(/\s+/g, " ");
   return s.length > 200 ? `${s.slice(0, 200)}…` : s;
-}
-
-function retryAfter(res: Response): number | undefined {
-  const h = res.headers.get("retry-after")?.trim();
-  if (!h) return undefined;
-  if (/^\d+$/.test(h)) return Number(h);
-  const at = Date.parse(h);
-  return Number.isNaN(at) ? undefined : Math.max(0, Math.ceil((at - Date.now()) / 1000));
 }
 
 function networkError(err: unknown, signal: AbortSignal): AlertDeliveryError {

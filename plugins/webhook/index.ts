@@ -4,7 +4,7 @@
  * set. 2xx is success; 408, 429 (Retry-After), 5xx and network errors are retryable; other answers
  * are not. The URL, the HMAC secret and header values are secrets: no message names them.
  */
-import { AlertDeliveryError, definePlugin, Options, PluginOptionsError } from "../../src/alerts/sdk.ts";
+import { AlertDeliveryError, definePlugin, Options, PluginOptionsError, retryAfterSeconds } from "../../src/alerts/sdk.ts";
 import type { Notification, OptionsHelpers } from "../../src/alerts/sdk.ts";
 
 export const PAYLOAD_VERSION = "1";
@@ -70,8 +70,8 @@ export default definePlugin<WebhookOptions>({
         }
         if (res.status >= 200 && res.status < 300) return;
         const said = `webhook answered ${res.status || res.type}${snippet(text, secrets)}`;
-        if (res.status === 429) throw new AlertDeliveryError(`${said} (rate limited)`, { retryable: true, retryAfterSeconds: retryAfter(res) });
-        if (res.status === 408 || res.status >= 500) throw new AlertDeliveryError(said, { retryable: true, retryAfterSeconds: retryAfter(res) });
+        if (res.status === 429) throw new AlertDeliveryError(`${said} (rate limited)`, { retryable: true, retryAfterSeconds: retryAfterSeconds(res) });
+        if (res.status === 408 || res.status >= 500) throw new AlertDeliveryError(said, { retryable: true, retryAfterSeconds: retryAfterSeconds(res) });
         const hint = res.status >= 300 && res.status < 400 || res.status === 0 ? "redirects are not followed: point url at the final address" : "check url, headers and secret";
         throw new AlertDeliveryError(`${said}: ${hint}`, { retryable: false });
       },
@@ -113,10 +113,3 @@ function snippet(text: string, secrets: string[]): string {
   return s ? ` ${s}` : "";
 }
 
-function retryAfter(res: Response): number | undefined {
-  const h = res.headers.get("retry-after")?.trim();
-  if (!h) return undefined;
-  if (/^\d+$/.test(h)) return Number(h);
-  const at = Date.parse(h);
-  return Number.isNaN(at) ? undefined : Math.max(0, Math.ceil((at - Date.now()) / 1000));
-}

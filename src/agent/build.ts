@@ -11,6 +11,8 @@ import { StateStore } from "./state-store.ts";
 import { AgentTelemetry } from "./telemetry.ts";
 import type { AgentContext } from "./context.ts";
 import type { AlertHost } from "../alerts/host.ts";
+import { FleetAgentClient } from "../fleet/agent-client.ts";
+import { ConfigError } from "../shared/errors.ts";
 
 export function buildAgentContext(
   runtime: Runtime,
@@ -34,11 +36,12 @@ export function buildAgentContext(
         now,
       })
     : null;
-  const publisher =
-    options.publisher ??
-    (config.nats
-      ? new FanoutPublisher([new LogPublisher(log), new NatsPublisher({ runtime, config: config.nats, stateDir: config.state.dir, log, mode })])
-      : new LogPublisher(log));
+  if (config.fleet.enabled && !config.nats) {
+    throw new ConfigError(`${config.configFile ?? "configuration"}: fleet.enabled: fleet mode talks to the collector over NATS: set nats.servers (or NATS_URL)`);
+  }
+  const nats = !options.publisher && config.nats ? new NatsPublisher({ runtime, config: config.nats, stateDir: config.state.dir, log, mode }) : null;
+  const publisher = options.publisher ?? (nats ? new FanoutPublisher([new LogPublisher(log), nats]) : new LogPublisher(log));
+  const fleet = config.fleet.enabled && nats ? new FleetAgentClient(() => nats.connection(), nats.names, { host: config.host }) : null;
   const events = new EventEmitter({ host: config.host, runtime: runtime.name, nextSeq: () => store.nextSeq(), publisher, log });
-  return { runtime, config, log, github, tokens: new TokenCache(runtime, config.state.dir), store, events, telemetry, mode, now, alerts: options.alerts ?? null };
+  return { runtime, config, log, github, tokens: new TokenCache(runtime, config.state.dir), store, events, telemetry, mode, now, alerts: options.alerts ?? null, fleet };
 }

@@ -8,6 +8,7 @@ import type { EventEmitter } from "./events.ts";
 import type { StateStore } from "./state-store.ts";
 import type { AgentTelemetry } from "./telemetry.ts";
 import type { AlertHost } from "../alerts/host.ts";
+import type { FleetAgentClient } from "../fleet/agent-client.ts";
 
 export interface AgentContext {
   runtime: Runtime;
@@ -23,6 +24,8 @@ export interface AgentContext {
   mode: "check" | "daemon";
   /** Local alerts, when alerts.plugins is configured (never in --dry-run). */
   alerts: AlertHost | null;
+  /** Fleet mode: status from RTR_GITHUB and tokens from the collector's broker. */
+  fleet: FleetAgentClient | null;
   now: () => number;
 }
 

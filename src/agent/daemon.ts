@@ -31,10 +31,13 @@ export async function runDaemon(ctx: AgentContext, signal: AbortSignal, options:
     const started = ctx.now();
     try {
       const result = await runPass(ctx, signal, { leadSeconds: leadSeconds(ctx) });
+      // A pass cut short by the signal says nothing about the runners: /healthz keeps the last one.
+      if (!result.aborted) ctx.telemetry.passFinished({ finishedAt: ctx.now(), ok: result.exitCode === 0, error: result.error }, result.metrics);
       ctx.log.info({ pass: n, exit_code: result.exitCode, duration_ms: ctx.now() - started }, "pass finished");
     } catch (err) {
       // A bug in one pass must not stop the agent: log and try again next interval.
       ctx.log.error({ pass: n }, `pass failed unexpectedly: ${errorMessage(err)}`);
+      ctx.telemetry.passFinished({ finishedAt: ctx.now(), ok: false, error: `the pass failed unexpectedly: ${errorMessage(err)}` }, null);
     }
     options.onPass?.(n);
     const wait = Math.max(0, ctx.config.refresh.interval * 1000 - (ctx.now() - started));

@@ -39,14 +39,22 @@ export interface RegisterInput {
   apiBusy: boolean | null;
 }
 
+/** One runner's status by id: from GitHub, or in fleet mode without credentials from RTR_GITHUB. */
+function runnerLookup(ctx: AgentContext, signal: AbortSignal): ((scope: RunnerConfig["scope"], id: number) => Promise<{ status: string; busy: boolean } | null>) | null {
+  if (ctx.github) return (scope, id) => ctx.github!.getRunner(scope, id, signal);
+  if (ctx.fleet) return (scope, id) => ctx.fleet!.runner(scope, id);
+  return null;
+}
+
 async function isBusy(ctx: AgentContext, pass: PassState, input: RegisterInput): Promise<boolean> {
   if (await localJobRunning(ctx.runtime, input.runner.dir)) return true;
   if (input.apiBusy !== null) return input.apiBusy;
-  if (input.agentId && ctx.github) {
+  const lookup = runnerLookup(ctx, pass.signal);
+  if (input.agentId && lookup) {
     // Stopping a runner cancels its job: ask GitHub now rather than trust an old answer. When
     // GitHub cannot say, assume busy: a deferred registration costs a pass, a killed job costs a job.
     try {
-      const api = await ctx.github.getRunner(input.runner.scope, input.agentId, pass.signal);
+      const api = await lookup(input.runner.scope, input.agentId);
       return api?.busy ?? false;
     } catch (err) {
       if (err instanceof AbortedError) throw err;
@@ -66,10 +74,11 @@ async function userFor(ctx: AgentContext, runner: RunnerConfig): Promise<string 
 }
 
 async function confirmOnline(ctx: AgentContext, pass: PassState, runner: RunnerConfig, agentId: number): Promise<boolean> {
-  if (!ctx.github) return true;
+  const lookup = runnerLookup(ctx, pass.signal);
+  if (!lookup) return true;
   const deadline = ctx.now() + ctx.config.refresh.onlineTimeout * 1000;
   for (let delay = 500; ; delay = Math.min(delay * 2, 10_000)) {
-    const api = await ctx.github.getRunner(runner.scope, agentId, pass.signal).catch((err) => {
+    const api = await lookup(runner.scope, agentId).catch((err) => {
       if (err instanceof AbortedError) throw err;
       return null;
     });
@@ -145,9 +154,9 @@ export async function register(ctx: AgentContext, pass: PassState, input: Regist
     return fail("token", err, moved);
   }
 
-  if (ctx.github) {
+  if (ctx.github || ctx.fleet) {
     try {
-      const sameName = await ctx.github.findRunnersByName(runner.scope, runner.name, critical.signal);
+      const sameName = ctx.github ? await ctx.github.findRunnersByName(runner.scope, runner.name, critical.signal) : await ctx.fleet!.findByName(runner.scope, runner.name);
       pass.scopeConfirmed.add(scopeKey(runner.scope));
       const foreign = sameName.find((r) => r.status === "online" && !memory.knownIds.includes(r.id));
       if (foreign) {

@@ -14,6 +14,7 @@ import { scanDiag } from "../runner/local-signals.ts";
 import { createServiceControl, type ServiceControl } from "../runner/service.ts";
 import type { RunnerApiState } from "../github/client.ts";
 import { register } from "./register.ts";
+import { markerFresh } from "../fleet/agent-client.ts";
 import type { AgentContext, PassState } from "./context.ts";
 import type { RunnerMemory } from "./state-store.ts";
 
@@ -27,10 +28,20 @@ async function apiStatus(
   agentId: number,
   memory: RunnerMemory,
   trouble: boolean,
+  fileMtime: number | null,
 ): Promise<{ api: RunnerApiState | null | undefined; deleted: boolean }> {
+  const log = ctx.log.child({ runner: runner.name });
+  if (ctx.fleet) {
+    const fromFleet = await fleetStatus(ctx, runner, agentId, memory, fileMtime).catch((err) => {
+      log.warn(`fleet status unavailable (${errorMessage(err)})`);
+      return null;
+    });
+    if (fromFleet) return fromFleet;
+    if (!ctx.github) return { api: undefined, deleted: false };
+    // The collector's poll is stale: fall back to this agent's own (rate-aware) status calls.
+  }
   const due = memory.lastStatusCheck === null || nowSeconds(ctx) - memory.lastStatusCheck >= ctx.config.github.statusInterval;
   if (!ctx.github || (!due && !trouble)) return { api: undefined, deleted: false };
-  const log = ctx.log.child({ runner: runner.name });
   let api: RunnerApiState | null;
   try {
     api = await ctx.github.getRunner(runner.scope, agentId, pass.signal);
@@ -60,6 +71,32 @@ async function apiStatus(
   memory.api = null;
   log.warn(`GitHub has no runner with id ${agentId}: the registration was deleted`);
   return { api: null, deleted: true };
+}
+
+/**
+ * Fleet mode (SPEC 9): the runner's status from RTR_GITHUB, judged by the scope's poll marker. A
+ * runner missing from a poll that started after its registration counts as deleted. Returns null
+ * when the poll is older than three intervals (the caller may fall back to its own calls).
+ */
+async function fleetStatus(ctx: AgentContext, runner: RunnerConfig, agentId: number, memory: RunnerMemory, fileMtime: number | null): Promise<{ api: RunnerApiState | null | undefined; deleted: boolean } | null> {
+  const fleet = ctx.fleet!;
+  const marker = await fleet.marker(runner.scope);
+  if (!markerFresh(marker, ctx.config.fleet.pollInterval, ctx.now())) return null;
+  const entry = await fleet.runner(runner.scope, agentId);
+  memory.lastStatusCheck = nowSeconds(ctx);
+  if (entry) {
+    const api: RunnerApiState = { id: entry.id, name: entry.name, status: entry.status, busy: entry.busy, labels: entry.labels };
+    memory.api = { id: api.id, status: api.status, busy: api.busy, checkedAt: memory.lastStatusCheck };
+    return { api, deleted: false };
+  }
+  const registeredAt = memory.registeredAt ?? fileMtime ?? 0;
+  if (Date.parse(marker!.started) / 1000 > registeredAt) {
+    memory.api = null;
+    ctx.log.warn({ runner: runner.name }, `the collector's poll of ${scopeKey(runner.scope)} no longer lists runner id ${agentId}: the registration was deleted`);
+    return { api: null, deleted: true };
+  }
+  // Registered after that poll started: not listed yet, not deleted.
+  return { api: undefined, deleted: false };
 }
 
 /** Starts an inactive service, with backoff between tries. Returns whether it was tried now. */
@@ -127,7 +164,7 @@ export async function checkRunner(ctx: AgentContext, pass: PassState, runner: Ru
   memory.diagFindings = findings;
 
   const trouble = !local.runner || serviceState === "inactive" || memory.pendingReregister !== null || findings.length > 0;
-  const { api, deleted } = local.runner ? await apiStatus(ctx, pass, runner, local.runner.agentId, memory, trouble) : { api: undefined, deleted: false };
+  const { api, deleted } = local.runner ? await apiStatus(ctx, pass, runner, local.runner.agentId, memory, trouble, local.runnerFileMtime) : { api: undefined, deleted: false };
   const known = api ?? (api === undefined && memory.api?.id === local.runner?.agentId ? memory.api : null);
   memory.online = known ? known.status === "online" : null;
   memory.busy = known ? known.busy : null;
@@ -174,6 +211,7 @@ export async function checkRunner(ctx: AgentContext, pass: PassState, runner: Ru
       memory.registered = true;
       memory.agentId = outcome.agentId;
       memory.status = "ok";
+      ctx.telemetry.registration(runner.name, reason, true);
       await ctx.events.emit("runner.registered", runner.name, runner.scope, { agent_id: outcome.agentId, reason });
       return true;
     case "deferred_busy":
@@ -184,6 +222,7 @@ export async function checkRunner(ctx: AgentContext, pass: PassState, runner: Ru
       return true;
     case "failed": {
       memory.status = "failing";
+      ctx.telemetry.registration(runner.name, reason, false);
       const failures = memory.consecutiveFailures + 1;
       log.error({ step: outcome.step, consecutive_failures: failures }, `registration failed at ${outcome.step}: ${outcome.error}`);
       await ctx.events.emit("runner.registration_failed", runner.name, runner.scope, { step: outcome.step, error: outcome.error, consecutive_failures: failures, reason });

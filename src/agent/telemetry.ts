@@ -1,16 +1,41 @@
 /**
  * In-process counters fed by the GitHub observer: requests by endpoint and status, the last
- * rate-limit headers, clock skew and credential expiry. The daemon's /metrics (a later issue)
- * reads the same object; the pass turns skew and expiry into events.
+ * rate-limit headers, clock skew and credential expiry; token mints (duration and outcome) and
+ * registrations fed by the token and runner steps; and the daemon's last pass. The daemon's HTTP
+ * endpoints (/metrics, /healthz, /status) read this object; the pass turns skew and expiry into events.
  */
 import type { GitHubObserver, RateLimitInfo } from "../github/client.ts";
 import type { Logger } from "../shared/logger.ts";
+import type { MetricsDocument } from "../shared/types.ts";
+
+/** Registration reasons the runner step knows (runner_registrations_total starts each at 0). */
+export const REGISTRATION_REASONS = ["not_configured", "local_files_corrupt", "deleted_on_github", "on_refresh", "offline_grace"] as const;
+
+export type RefreshDurationSink = (scope: string, seconds: number, ok: boolean) => void;
+
+/** What the daemon remembers of its last finished pass. */
+export interface PassRecord {
+  /** Epoch milliseconds when the pass finished. */
+  finishedAt: number;
+  /** True when the pass succeeded for every runner (exit code 0). */
+  ok: boolean;
+  /** "runner-1: <last error>" when it did not. */
+  error: string | null;
+}
 
 export class AgentTelemetry implements GitHubObserver {
   readonly requests = new Map<string, number>();
   rateLimitInfo: RateLimitInfo | null = null;
   clockSkewSeconds: number | null = null;
   credentialExpiresAt: Date | null = null;
+  /** Token mints by `scope \0 outcome` (outcome success | failure), this process. */
+  readonly refreshes = new Map<string, number>();
+  /** Registrations by `runner \0 reason \0 outcome`, this process. */
+  readonly registrations = new Map<string, number>();
+  /** The daemon's last finished pass, and the metrics document of the last pass that built one. */
+  lastPass: PassRecord | null = null;
+  lastMetrics: MetricsDocument | null = null;
+  private readonly durationSinks = new Set<RefreshDurationSink>();
 
   constructor(private readonly log: Logger) {}
 
@@ -37,5 +62,37 @@ export class AgentTelemetry implements GitHubObserver {
     let n = 0;
     for (const v of this.requests.values()) n += v;
     return n;
+  }
+
+  /** One token mint for `scope` (a scope key) finished, with all its retries, in `seconds`. */
+  refreshDuration(scope: string, seconds: number, ok: boolean): void {
+    const key = `${scope}\u0000${ok ? "success" : "failure"}`;
+    this.refreshes.set(key, (this.refreshes.get(key) ?? 0) + 1);
+    for (const sink of this.durationSinks) {
+      try {
+        sink(scope, Math.max(0, seconds), ok);
+      } catch (err) {
+        // Metrics must never break token work.
+        this.log.debug(`refresh duration not recorded: ${String(err)}`);
+      }
+    }
+  }
+
+  /** Subscribes to mint durations (the /metrics histogram); returns the unsubscribe function. */
+  onRefreshDuration(sink: RefreshDurationSink): () => void {
+    this.durationSinks.add(sink);
+    return () => this.durationSinks.delete(sink);
+  }
+
+  /** One registration attempt for `runner` finished (config.sh and the checks after it). */
+  registration(runner: string, reason: string, ok: boolean): void {
+    const key = `${runner}\u0000${reason}\u0000${ok ? "success" : "failure"}`;
+    this.registrations.set(key, (this.registrations.get(key) ?? 0) + 1);
+  }
+
+  /** The daemon finished a pass; `metrics` is null when the pass broke before building one. */
+  passFinished(record: PassRecord, metrics: MetricsDocument | null): void {
+    this.lastPass = record;
+    if (metrics) this.lastMetrics = metrics;
   }
 }

@@ -5,6 +5,7 @@
 import { errorMessage } from "../shared/errors.ts";
 import { scopeKey, type Scope } from "../shared/scope.ts";
 import { needsRefresh, type CachedToken } from "../github/token-cache.ts";
+import type { RegistrationToken } from "../github/client.ts";
 import type { AgentContext, PassState, ScopeTokenResult } from "./context.ts";
 
 /** A fresh token for this scope: the cached one when valid past the threshold, else a new one. */
@@ -19,7 +20,7 @@ export async function ensureToken(ctx: AgentContext, pass: PassState, scope: Sco
     if (cached) return cached;
     throw new Error(`dry run: no cached token for ${key}, and minting one is a POST`);
   }
-  if (!ctx.github) throw new Error(`no GitHub credentials to mint a token for ${key}`);
+  if (!ctx.github && !ctx.fleet) throw new Error(`no GitHub credentials to mint a token for ${key}`);
 
   const release = await ctx.runtime.files.lock(store.lockPath("scope", key), config.refresh.lockTimeout * 1000);
   if (!release) throw new Error(`another agent held the token lock for ${key} past refresh.lockTimeout`);
@@ -30,7 +31,7 @@ export async function ensureToken(ctx: AgentContext, pass: PassState, scope: Sco
     const memory = await store.loadScope(scope);
     const started = ctx.now();
     try {
-      const minted = await ctx.github.mintRegistrationToken(scope, pass.signal);
+      const { token: minted, source } = await obtainToken(ctx, pass, scope);
       await tokens.write(scope, minted);
       pass.scopeConfirmed.add(key);
       memory.totalRefreshes++;
@@ -38,11 +39,13 @@ export async function ensureToken(ctx: AgentContext, pass: PassState, scope: Sco
       memory.lastRefresh = Math.floor(ctx.now() / 1000);
       memory.lastError = null;
       await store.saveScope(scope, memory);
+      ctx.telemetry.refreshDuration(key, (ctx.now() - started) / 1000, true);
       log.info({ scope: key, expires_at: minted.expiresAt.toISOString(), duration_ms: ctx.now() - started }, `registration token refreshed for ${key}`);
-      await ctx.events.emit("token.refreshed", null, scope, { expires_at: minted.expiresAt.toISOString() });
+      await ctx.events.emit("token.refreshed", null, scope, { expires_at: minted.expiresAt.toISOString(), source });
       return minted;
     } catch (err) {
       if (pass.signal.aborted) throw err;
+      ctx.telemetry.refreshDuration(key, (ctx.now() - started) / 1000, false);
       memory.failedRefreshes++;
       memory.consecutiveFailures++;
       memory.lastError = errorMessage(err);
@@ -58,6 +61,24 @@ export async function ensureToken(ctx: AgentContext, pass: PassState, scope: Sco
   } finally {
     await release();
   }
+}
+
+/**
+ * Fleet mode asks the collector's broker first (one token per scope for the whole fleet); without
+ * an answer, an agent with its own credentials mints itself, one without fails with a clear error.
+ */
+async function obtainToken(ctx: AgentContext, pass: PassState, scope: Scope): Promise<{ token: RegistrationToken; source: "broker" | "github" }> {
+  if (ctx.fleet) {
+    try {
+      return { token: await ctx.fleet.token(scope, null), source: "broker" };
+    } catch (err) {
+      if (!ctx.github) {
+        throw new Error(`fleet token broker unreachable (${errorMessage(err)}) and this agent has no GitHub credentials of its own: check the collector (its fleet.scopes must list ${scopeKey(scope)}) and NATS, or set GITHUB_TOKEN as a fallback`);
+      }
+      ctx.log.warn({ scope: scopeKey(scope) }, `fleet token broker unreachable (${errorMessage(err)}): minting with this agent's own credentials`);
+    }
+  }
+  return { token: await ctx.github!.mintRegistrationToken(scope, pass.signal), source: "github" };
 }
 
 /** The token step of a pass, for every scope; failures are recorded, not thrown. */

@@ -53,6 +53,15 @@ export function headline(n: Notification): string {
   return `[${statusWord(n)}] ${n.rule} on ${where}: ${n.summary}`;
 }
 
+/** Seconds a receiver asks us to wait (`Retry-After` as seconds or an HTTP date), if it says. */
+export function retryAfterSeconds(res: Response): number | undefined {
+  const h = res.headers.get("retry-after")?.trim();
+  if (!h) return undefined;
+  if (/^\d+$/.test(h)) return Number(h);
+  const at = Date.parse(h);
+  return Number.isNaN(at) ? undefined : Math.max(0, Math.ceil((at - Date.now()) / 1000));
+}
+
 export class AlertDeliveryError extends Error {
   readonly retryable: boolean;
   /** Seconds the receiver asked us to wait (Retry-After). */

@@ -1,6 +1,6 @@
 /** `check` and `daemon`: build the agent (with its alert plugins) and run one pass or the loop. */
-import type { Runtime } from "../runtime/types.ts";
-import { ExitCode } from "../shared/errors.ts";
+import type { HttpServer, Runtime } from "../runtime/types.ts";
+import { ConfigError, ExitCode, errorMessage } from "../shared/errors.ts";
 import { redact } from "../shared/redact.ts";
 import { sleep } from "../shared/backoff.ts";
 import type { Logger } from "../shared/logger.ts";
@@ -12,6 +12,11 @@ import { AlertHost } from "../alerts/host.ts";
 import { FileAlertStore } from "../alerts/stores.ts";
 import type { LoadedPlugin } from "../alerts/load.ts";
 import type { MainOptions } from "./main.ts";
+import type { AgentContext } from "../agent/context.ts";
+import { agentHttpSource, createAgentApp } from "../http/agent-app.ts";
+import { splitListen } from "./collector.ts";
+
+export const AGENT_DEFAULT_LISTEN = "127.0.0.1:9469";
 
 /** A `check` waits this long at most for its alert notifications before exiting. */
 const CHECK_ALERT_WAIT_MS = 60_000;
@@ -29,7 +34,20 @@ export async function runAgent(
   const alerts = plugins.length && !config.dryRun ? await AlertHost.create(plugins, new FileAlertStore(runtime, config.state.dir), config, log) : null;
   const ctx = buildAgentContext(runtime, config, log, mode, { publisher: options.publisher, fetch: options.fetch, alerts });
   try {
-    if (mode === "daemon") return await runDaemon(ctx, signal);
+    if (mode === "daemon") {
+      let http: AgentHttp | null;
+      try {
+        http = await startAgentHttp(ctx);
+      } catch (err) {
+        await ctx.events.publisher.close().catch(() => {});
+        throw err;
+      }
+      try {
+        return await runDaemon(ctx, signal);
+      } finally {
+        await http?.close();
+      }
+    }
     warnThreshold(ctx);
     if (config.refresh.splay > 0) {
       const delay = Math.random() * config.refresh.splay;
@@ -66,4 +84,47 @@ export async function runAlertTest(runtime: Runtime, config: AgentConfig, log: L
   } finally {
     await host.close();
   }
+}
+
+interface AgentHttp {
+  close(): Promise<void>;
+}
+
+function url(hostname: string, port: number): string {
+  return `http://${hostname.includes(":") ? `[${hostname}]` : hostname}:${port}`;
+}
+
+/**
+ * The daemon's /metrics, /healthz and /status on http.listen (--listen), default 127.0.0.1:9469.
+ * A listen address the operator chose that cannot be bound is a configuration error (exit 78);
+ * the default one being taken (a second agent on the host, another exporter) only costs the HTTP
+ * endpoints: the daemon keeps refreshing tokens and says so in the log, because stopping the
+ * agent (and, with RestartPreventExitStatus=78, leaving it stopped) over an optional port is worse.
+ */
+export async function startAgentHttp(ctx: AgentContext): Promise<AgentHttp | null> {
+  const configured = ctx.config.http.listen;
+  const listen = splitListen(configured ?? AGENT_DEFAULT_LISTEN, "http.listen (--listen)");
+  const { app, close } = createAgentApp(agentHttpSource(ctx), {
+    onError: (err, path) => ctx.log.error({ path }, `HTTP ${path} failed: ${errorMessage(err)}`),
+  });
+  let server: HttpServer;
+  try {
+    server = await ctx.runtime.serve(app.fetch, listen);
+  } catch (err) {
+    close();
+    const why = errorMessage(err);
+    if (configured !== undefined) {
+      throw new ConfigError(`http.listen (--listen): cannot listen on ${configured}: ${why}: stop what holds the port or choose another HOST:PORT with http.listen or --listen`, { cause: err });
+    }
+    ctx.log.warn({ listen: AGENT_DEFAULT_LISTEN }, `cannot listen on the default ${AGENT_DEFAULT_LISTEN} (${why}): serving no /metrics, /healthz or /status; set http.listen (or --listen) to a free HOST:PORT`);
+    return null;
+  }
+  const base = url(listen.hostname, server.port);
+  ctx.log.info({ url: base }, `agent listening on ${base} (/metrics, /healthz, /status)`);
+  return {
+    async close() {
+      close();
+      await server.close().catch((err) => ctx.log.warn(`closing the HTTP server: ${errorMessage(err)}`));
+    },
+  };
 }

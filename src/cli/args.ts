@@ -3,7 +3,7 @@ import { parseArgs } from "node:util";
 import { UsageError } from "../shared/errors.ts";
 import type { CliFlags } from "../config/flags.ts";
 
-export const COMMANDS = ["check", "daemon", "collector", "status", "hold", "release", "alert", "version", "help"] as const;
+export const COMMANDS = ["check", "daemon", "collector", "health", "status", "hold", "release", "alert", "demo", "version", "help"] as const;
 export type Command = (typeof COMMANDS)[number];
 
 export interface ParsedArgs {
@@ -23,12 +23,18 @@ Usage: runner-token-refresh <command> [flags]
 
 Commands:
   check              one pass over every runner, then exit (alias: --check-and-refresh)
-  daemon             a pass every --interval seconds until SIGTERM (alias: --daemon)
+  daemon             a pass every --interval seconds until SIGTERM (alias: --daemon); serves
+                     /metrics, /healthz and /status on --listen HOST:PORT (default 127.0.0.1:9469)
   collector          the central collector: NATS consumer, fleet view, HTTP API and dashboard
                      (--listen HOST:PORT, default 127.0.0.1:9470)
+  health             Nagios/Icinga check of the metrics file, no config needed: exit 0 OK,
+                     1 WARNING, 2 CRITICAL, 3 UNKNOWN; one line with perfdata
+                     [--metrics-file PATH] [--max-age SECONDS] [--warn-failures N] [--crit-failures N]
+                     (runner-token-refresh health --help)
   status [--json]    the state of every runner, from the metrics file
   hold RUNNER        leave a runner alone (maintenance); release RUNNER undoes it
   alert test         send a marked test notification through every alert plugin
+  demo               the whole product locally, no GitHub or config needed (Ctrl-C stops it)
   version            print the version
 
 Flags (environment variable in brackets; flag > env > config file > default):
@@ -44,8 +50,27 @@ Credentials: GITHUB_TOKEN, or GITHUB_APP_ID + GITHUB_APP_PRIVATE_KEY_FILE [+ GIT
 GITHUB_API_URL for GHES (https://HOST/api/v3) and *.ghe.com (https://api.HOST).
 
 Exit codes: 0 ok; 1 a refresh or registration failed; 64 usage; 75 lock held past lockTimeout;
-78 configuration error.
+78 configuration error. health keeps the Nagios codes 0-3 for everything, usage errors included.
 `;
+
+/** Flags only `health` takes (SPEC 11); it parses its own command line. */
+const HEALTH_STRING_FLAGS = ["max-age", "warn-failures", "crit-failures"] as const;
+
+/**
+ * The command word of a command line without judging its flags, so that `health` can parse its
+ * own (and answer a bad one with the Nagios UNKNOWN code 3 instead of the usage code 64).
+ */
+export function commandOf(argv: string[]): string | undefined {
+  const options: Record<string, { type: "string" | "boolean" }> = {};
+  for (const f of [...STRING_FLAGS, ...HEALTH_STRING_FLAGS]) options[f] = { type: "string" };
+  try {
+    const { tokens } = parseArgs({ args: argv, options, allowPositionals: true, strict: false, tokens: true });
+    const first = tokens.find((t) => t.kind === "positional");
+    return first?.kind === "positional" ? first.value : undefined;
+  } catch {
+    return undefined;
+  }
+}
 
 function camel(flag: string): keyof CliFlags {
   return flag.replace(/-([a-z])/g, (_, c: string) => c.toUpperCase()) as keyof CliFlags;

@@ -12,16 +12,20 @@ import { loadConfig } from "../config/load.ts";
 import type { AgentConfig } from "../config/types.ts";
 import { HOLD_FILE } from "../runner/files.ts";
 import type { Publisher } from "../agent/events.ts";
-import { HELP, parseCommandLine, type ParsedArgs } from "./args.ts";
+import { HELP, commandOf, parseCommandLine, type ParsedArgs } from "./args.ts";
 import { readMetricsFile, renderStatusTable } from "./status.ts";
 import { runCollector } from "./collector.ts";
 import { runAgent, runAlertTest } from "./agent.ts";
 import { loadPlugins } from "../alerts/load.ts";
+import { runHealth } from "./health.ts";
+import { runDemo } from "../demo/demo.ts";
 
 export interface MainOptions {
   /** Tests and the demo inject these; production uses the defaults. */
   publisher?: Publisher;
   fetch?: typeof fetch;
+  /** The clock (epoch milliseconds) `health` judges ages by; tests pin it. */
+  now?: () => number;
 }
 
 function signalController(runtime: Runtime, log: Logger | null): { signal: AbortSignal; dispose: () => void } {
@@ -57,6 +61,17 @@ async function run(runtime: Runtime, args: ParsedArgs, options: MainOptions): Pr
     case "version":
       runtime.writeStdout(`runner-token-refresh ${VERSION} (${runtime.name} ${runtime.version})\n`);
       return ExitCode.ok;
+    case "health":
+      // Not reached in practice: main() hands `health` to runHealth before parsing.
+      return runHealth(runtime, runtime.argv, options.now);
+    case "demo": {
+      const { signal, dispose } = signalController(runtime, null);
+      try {
+        return await runDemo(runtime, signal);
+      } finally {
+        dispose();
+      }
+    }
     default:
       break;
   }
@@ -92,6 +107,9 @@ async function run(runtime: Runtime, args: ParsedArgs, options: MainOptions): Pr
 }
 
 export async function main(runtime: Runtime, argv: string[] = runtime.argv, options: MainOptions = {}): Promise<number> {
+  // `health` needs no scope, config or credentials, and answers everything (usage errors
+  // included) with a Nagios code 0-3 and one line: it never reaches the parser or loadConfig below.
+  if (commandOf(argv) === "health") return runHealth(runtime, argv, options.now);
   try {
     return await run(runtime, parseCommandLine(argv), options);
   } catch (err) {

@@ -19,6 +19,11 @@ import { consumeEvents, ensureDurableConsumer, watchState } from "./ingest.ts";
 import { readEvents } from "./events-reader.ts";
 import type { CollectorAlert, CollectorView, EventQuery, FleetRunner } from "./types.ts";
 import { Lease } from "./lease.ts";
+import { GitHubClient } from "../github/client.ts";
+import { AgentTelemetry } from "../agent/telemetry.ts";
+import { VERSION } from "../shared/version.ts";
+import { FleetPoller } from "../fleet/poller.ts";
+import { TokenBroker, brokerTransportProblem } from "../fleet/broker.ts";
 import type { AlertHost } from "../alerts/host.ts";
 
 const EVALUATE_EVERY_MS = 2000;
@@ -46,6 +51,8 @@ export class Collector implements CollectorView {
   private readonly now: () => number;
   private lease: Lease | null = null;
   private alertHost: AlertHost | null = null;
+  /** Fleet mode's token broker (answering only while leader). */
+  broker: TokenBroker | null = null;
   /** True while this process holds the RTR_LEADER lease: only the leader sends alerts. */
   leader = false;
 
@@ -89,8 +96,14 @@ export class Collector implements CollectorView {
         await ensureEventsStream(nc, this.names, log);
         const kv = await openBucket(nc, this.names.stateBucket, true);
         await ensureDurableConsumer(nc, this.names);
-        this.lease ??= new Lease(nc, this.names.leaderBucket, `${config.host}/${crypto.randomUUID().slice(0, 8)}`, this.options.leaseTtlMs ?? 15_000);
+        if (!this.lease) {
+          // Failover within two poll intervals in fleet mode (SPEC 9); 15 s otherwise.
+          const ttl = this.options.leaseTtlMs ?? (config.fleet.scopes?.length ? Math.min(15_000, Math.max(1500, config.fleet.pollInterval * 1500)) : 15_000);
+          this.lease = new Lease(nc, this.names.leaderBucket, `${config.host}/${crypto.randomUUID().slice(0, 8)}`, ttl);
+          this.tasks.push(this.leaseLoop(this.lease, ttl));
+        }
         if (this.options.alerts && !this.alertHost) this.alertHost = await this.options.alerts(nc, this.names);
+        if (config.fleet.scopes?.length) this.tasks.push(this.fleetLoop(nc));
         this.ready = true;
         this.problem = null;
         log.info({ stream: this.names.eventsStream, consumer: this.names.durable }, "collector consuming events and watching state");
@@ -121,13 +134,56 @@ export class Collector implements CollectorView {
     }
   }
 
+  /** Fleet mode: while leader, poll GitHub every pollInterval and broker registration tokens. */
+  private async fleetLoop(nc: NatsConnection): Promise<void> {
+    const { config, log } = this.options;
+    if (!config.github.auth) {
+      this.problem = "fleet.scopes is set but the collector has no GitHub credentials: set GITHUB_TOKEN or github.auth";
+      log.error(this.problem);
+      return;
+    }
+    const transport = brokerTransportProblem(config.nats!, config.fleet.allowInsecure);
+    const github = new GitHubClient({
+      apiUrl: config.github.apiUrl,
+      auth: config.github.auth,
+      requestTimeout: config.github.requestTimeout,
+      retry: { maxRetries: config.refresh.maxRetries, retryBackoff: config.refresh.retryBackoff, maxRetryWait: config.refresh.maxRetryWait },
+      observer: new AgentTelemetry(log),
+      userAgent: `runner-token-refresh-collector/${VERSION}`,
+      now: this.now,
+    });
+    const scopes = config.fleet.scopes ?? [];
+    const poller = new FleetPoller({ github, kv: await openBucket(nc, this.names.githubBucket, true), scopes, log, now: this.now });
+    const broker = transport ? null : (this.broker = new TokenBroker({ nc, prefix: this.names.prefix, github, scopes, threshold: config.refresh.threshold, log, now: this.now }));
+    if (transport) log.error(transport);
+    let lastPoll = 0;
+    while (!this.stop.signal.aborted) {
+      // Checked often, so a new leader answers token requests at once; polled every pollInterval.
+      if (this.leader) {
+        broker?.start();
+        if (this.now() - lastPoll >= config.fleet.pollInterval * 1000) {
+          lastPoll = this.now();
+          await poller.pollOnce(this.stop.signal);
+          await broker?.renew(this.stop.signal);
+        }
+      } else broker?.stop();
+      await sleep(Math.min(250, config.fleet.pollInterval * 1000), this.stop.signal).catch(() => {});
+    }
+    broker?.stop();
+  }
+
+  /** Takes or renews the lease three times per TTL, so a dead leader is replaced within one TTL. */
+  private async leaseLoop(lease: Lease, ttlMs: number): Promise<void> {
+    while (!this.stop.signal.aborted) {
+      const was = this.leader;
+      this.leader = await lease.tick().catch(() => false);
+      if (this.leader !== was) this.options.log.info({ lease: lease.id }, this.leader ? "this collector is now the leader (evaluates rules, sends alerts, polls GitHub)" : "another collector is the leader");
+      await sleep(ttlMs / 3, this.stop.signal).catch(() => {});
+    }
+  }
+
   private async evaluateLoop(): Promise<void> {
     while (!this.stop.signal.aborted) {
-      if (this.lease && this.ready) {
-        const was = this.leader;
-        this.leader = await this.lease.tick().catch(() => false);
-        if (this.leader !== was) this.options.log.info({ lease: this.lease.id }, this.leader ? "this collector is now the leader (evaluates rules, sends alerts)" : "another collector is the leader");
-      }
       await this.evaluate();
       await sleep(EVALUATE_EVERY_MS, this.stop.signal).catch(() => {});
     }

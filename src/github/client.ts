@@ -162,7 +162,8 @@ export class GitHubClient {
     scope: Scope | undefined,
     signal: AbortSignal,
     attemptFn: () => Promise<OctokitResponse<T>>,
-    accept404 = false,
+    /** Answers that are results, not failures (404 for a runner lookup, 304 for a conditional list). */
+    accept: number[] = [],
   ): Promise<OctokitResponse<T>> {
     const policy = this.options.retry;
     for (let attempt = 1; ; attempt++) {
@@ -179,7 +180,7 @@ export class GitHubClient {
         const network = !e.response;
         failure = { status: network ? undefined : e.status, headers: e.response?.headers, network };
         this.options.observer.request(endpoint, network ? "error" : String(e.status));
-        if (accept404 && failure.status === 404) return { status: 404, data: undefined as T, headers: {} };
+        if (failure.status !== undefined && accept.includes(failure.status)) return { status: failure.status, data: undefined as T, headers: (e.response?.headers ?? {}) as Record<string, string> };
         message = redact(network && /timeout|aborted/i.test(errorMessage(err)) ? `no answer within github.requestTimeout (${this.options.requestTimeout}s)` : errorMessage(err));
         const retryable = isRetryable(failure);
         const details = { status: failure.status, network, message, endpoint, scope, rateLimited: isRateLimit(failure), attempts: attempt };
@@ -227,7 +228,7 @@ export class GitHubClient {
       scope,
       signal,
       () => octokit.request(`GET ${scopeApiPath(scope)}/actions/runners/{runner_id}`, { runner_id: id, request: { signal: this.attemptSignal(signal) } }) as Promise<OctokitResponse<Parameters<typeof toRunner>[0]>>,
-      true,
+      [404],
     );
     return res.status === 404 ? null : toRunner(res.data);
   }
@@ -239,5 +240,35 @@ export class GitHubClient {
       octokit.request(`GET ${scopeApiPath(scope)}/actions/runners`, { name, per_page: 100, request: { signal: this.attemptSignal(signal) } }) as Promise<OctokitResponse<{ runners: Parameters<typeof toRunner>[0][] }>>,
     );
     return (res.data.runners ?? []).filter((r) => r.name === name).map(toRunner);
+  }
+
+  /**
+   * Every runner of the scope, all pages (fleet mode's poll). `etag` from the previous poll makes
+   * the first page conditional: a 304 means nothing changed and costs no rate limit.
+   */
+  async listRunners(scope: Scope, signal: AbortSignal, etag?: string): Promise<{ notModified: boolean; etag: string | null; runners: RunnerApiState[] }> {
+    const octokit = await this.octokitFor(scope, signal);
+    const runners: RunnerApiState[] = [];
+    let firstEtag: string | null = null;
+    for (let page = 1; ; page++) {
+      const headers = page === 1 && etag ? { "if-none-match": etag } : {};
+      const res = await this.call(
+        "runners-list",
+        scope,
+        signal,
+        () =>
+          octokit.request(`GET ${scopeApiPath(scope)}/actions/runners`, { per_page: 100, page, headers, request: { signal: this.attemptSignal(signal) } }) as Promise<
+            OctokitResponse<{ total_count: number; runners: Parameters<typeof toRunner>[0][] }>
+          >,
+        [304],
+      );
+      if (res.status === 304) return { notModified: true, etag: etag ?? null, runners: [] };
+      if (page === 1) firstEtag = typeof res.headers.etag === "string" ? res.headers.etag : null;
+      const batch = res.data.runners ?? [];
+      runners.push(...batch.map(toRunner));
+      const link = typeof res.headers.link === "string" ? res.headers.link : "";
+      if (!/rel="next"/.test(link) || batch.length === 0) break;
+    }
+    return { notModified: false, etag: firstEtag, runners };
   }
 }

@@ -52,6 +52,12 @@ export class NatsPublisher implements Publisher {
     return this.js !== null && this.nc !== null && !this.nc.isClosed();
   }
 
+  /** The live connection (fleet mode shares it), after the first attempt settled; null when down. */
+  async connection(): Promise<NatsConnection | null> {
+    if (this.options.mode === "check") await this.connecting;
+    return this.connected ? this.nc : null;
+  }
+
   /** Resolves once the first connection attempt settled (a `check` waits for it, bounded). */
   ready(): Promise<void> {
     return this.connecting;

@@ -11,20 +11,23 @@ export interface TestCollector {
   close(): Promise<void>;
 }
 
-export function collectorConfig(natsUrl: string, extra: { staleAfter?: number; user?: string; password?: string; prefix?: string } = {}): AgentConfig {
+export function collectorConfig(
+  natsUrl: string,
+  extra: { staleAfter?: number; user?: string; password?: string; prefix?: string; github?: { apiUrl: string; token: string }; fleetScopes?: { org: string }[]; pollInterval?: number; threshold?: number } = {},
+): AgentConfig {
   const file = fileSchema.parse({});
   return {
     configFile: null,
     configDir: "/",
     host: "collector",
-    github: { url: "https://github.com", apiUrl: "https://api.github.com", auth: null, statusInterval: 1800, requestTimeout: 30 },
+    github: { url: "https://github.com", apiUrl: extra.github?.apiUrl ?? "https://api.github.com", auth: extra.github ? { kind: "token", token: extra.github.token } : null, statusInterval: 1800, requestTimeout: 30 },
     runners: [],
-    refresh: file.refresh,
+    refresh: { ...file.refresh, retryBackoff: 0.01, threshold: extra.threshold ?? file.refresh.threshold },
     state: { dir: "/nonexistent", metricsFile: "/nonexistent/metrics.json" },
     nats: { servers: [natsUrl], prefix: extra.prefix ?? "rtr", name: "collector", user: extra.user, password: extra.password },
     http: { listen: "127.0.0.1:0" },
     collector: { staleAfter: extra.staleAfter },
-    fleet: file.fleet,
+    fleet: { ...file.fleet, scopes: extra.fleetScopes, pollInterval: extra.pollInterval ?? file.fleet.pollInterval },
     alerts: file.alerts,
     log: { level: "info" },
     dryRun: false,

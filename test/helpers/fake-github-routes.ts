@@ -130,7 +130,11 @@ export function registerRoutes(app: Hono<FakeEnv>, s: FakeState): void {
         .filter((r) => sameScope(r.scope, scope) && (name === undefined || r.name === name))
         .sort((a, b) => a.id - b.id);
       const runners = all.slice((page - 1) * perPage, page * perPage).map(runnerJson);
+      // A weak ETag over what this page says, as GitHub sends; a matching If-None-Match gets 304.
+      const etag = `W/"${weakHash(JSON.stringify([all.length, runners]))}"`;
+      if (c.req.header("if-none-match") === etag) return new Response(null, { status: 304, headers: { etag } });
       const res = s.json(op, 200, { total_count: all.length, runners });
+      res.headers.set("etag", etag);
       const link = linkHeader(c.req.url, page, perPage, Math.max(1, Math.ceil(all.length / perPage)));
       if (link) res.headers.set("link", link);
       return res;
@@ -280,6 +284,12 @@ function registerControlRoutes(app: Hono<FakeEnv>, s: FakeState): void {
     s.setStatus(r.id, b.status, typeof b.busy === "boolean" ? b.busy : undefined);
     return plain(200, runnerJson(r));
   });
+}
+
+function weakHash(text: string): string {
+  let h = 2166136261;
+  for (let i = 0; i < text.length; i++) h = Math.imul(h ^ text.charCodeAt(i), 16777619) >>> 0;
+  return h.toString(16).padStart(8, "0");
 }
 
 function linkHeader(requestUrl: string, page: number, perPage: number, lastPage: number): string | null {

@@ -1,0 +1,45 @@
+/** Fleet mode's names (SPEC 9): RTR_GITHUB keys, the poll marker, the token broker's subjects. */
+import { decodeToken, encodeToken, scopeKey, type Scope } from "../shared/scope.ts";
+
+export function scopeToken(scope: Scope): string {
+  return encodeToken(scopeKey(scope));
+}
+
+/** `<encoded scope>.<id>` */
+export function runnerKey(scope: Scope, id: number): string {
+  return `${scopeToken(scope)}.${id}`;
+}
+
+/** `<encoded scope>._poll`: `{ started, finished }` of the scope's last poll. */
+export function pollMarkerKey(scope: Scope): string {
+  return `${scopeToken(scope)}._poll`;
+}
+
+export function brokerSubject(prefix: string, scope: Scope): string {
+  return `${prefix}.token.${scopeToken(scope)}`;
+}
+
+/** `org:acme` (decoded from a subject token) back to a scope; null when it is not one. */
+export function parseScopeKey(text: string): Scope | null {
+  const m = /^(org|repo|enterprise):(.+)$/.exec(text);
+  if (!m) return null;
+  return { [m[1]]: m[2] } as Scope;
+}
+
+export function scopeFromSubject(subject: string): Scope | null {
+  const last = subject.split(".").pop() ?? "";
+  return parseScopeKey(decodeToken(last));
+}
+
+export interface FleetRunnerEntry {
+  id: number;
+  name: string;
+  status: "online" | "offline";
+  busy: boolean;
+  labels: string[];
+}
+
+export interface PollMarker {
+  started: string;
+  finished: string;
+}

@@ -1,0 +1,93 @@
+/**
+ * The daemon's local HTTP endpoints (SPEC 11) as a hono app: GET /metrics (Prometheus text
+ * 0.0.4), GET /healthz and GET /status (the section-7 metrics document). Read-only, no secrets
+ * (the document and the metrics carry none), so no authentication: bind it to loopback (the
+ * default 127.0.0.1:9469) or to an interface only the scraper reaches.
+ *
+ * /healthz:
+ * - 503 `{"status":"starting","reason":…}` until the first pass has finished;
+ * - 200 `{"status":"ok"}` when the last pass succeeded for every runner;
+ * - 503 `{"status":"failing","reason":"runner-1: <last_error>"}` when it did not;
+ * - 503 `{"status":"stale","reason":…}` when no pass finished for 3 × interval + 60 s (a hung pass).
+ * Alert plugins a receiver refused for good are listed under `warnings` without changing the code:
+ * they do not stop the agent's work.
+ */
+import { Hono } from "hono";
+import type { AgentContext } from "../agent/context.ts";
+import { scopeKey } from "../shared/scope.ts";
+import { Outbox } from "../nats/outbox.ts";
+import { createAgentRegistry, PROMETHEUS_CONTENT_TYPE, type AgentHttpSource } from "./agent-metrics.ts";
+
+export interface AgentAppOptions {
+  /** Epoch milliseconds; injectable for the staleness rule. */
+  now?: () => number;
+  /** Called with an unexpected error before the 500 answer (the daemon logs it). */
+  onError?: (err: unknown, path: string) => void;
+}
+
+/** The source the app reads, from a daemon's context. */
+export function agentHttpSource(ctx: AgentContext): AgentHttpSource {
+  const outbox = ctx.config.nats ? new Outbox(ctx.runtime, `${ctx.config.state.dir}/outbox`) : null;
+  return {
+    scopes: [...new Set(ctx.config.runners.map((r) => scopeKey(r.scope)))],
+    runners: ctx.config.runners.map((r) => r.name),
+    interval: ctx.config.refresh.interval,
+    telemetry: ctx.telemetry,
+    alerts: ctx.alerts,
+    outboxPending: async () => (await ctx.events.publisher.pending?.()) ?? 0,
+    // Read-only use of the outbox: its drop count lives in the state dir, shared with cron checks.
+    outboxDropped: async () => (outbox ? outbox.dropped() : 0),
+  };
+}
+
+export interface AgentHealth {
+  ok: boolean;
+  body: { status: "ok" | "starting" | "failing" | "stale"; reason?: string; warnings?: string[] };
+}
+
+export function agentHealth(source: AgentHttpSource, nowMs: number): AgentHealth {
+  const last = source.telemetry.lastPass;
+  const warnings = (source.alerts?.misconfigured() ?? []).map((m) => `alert plugin ${m.plugin}: ${m.error}`);
+  const extra = warnings.length ? { warnings } : {};
+  if (!last) return { ok: false, body: { status: "starting", reason: "starting: the first pass has not finished yet", ...extra } };
+  const staleAfter = 3 * source.interval + 60;
+  const since = Math.floor((nowMs - last.finishedAt) / 1000);
+  if (since > staleAfter) {
+    return { ok: false, body: { status: "stale", reason: `no pass finished for ${since}s (interval ${source.interval}s): the daemon may be stuck in a pass, see its log`, ...extra } };
+  }
+  if (!last.ok) return { ok: false, body: { status: "failing", reason: last.error ?? "the last pass failed: see the log", ...extra } };
+  return { ok: true, body: { status: "ok", ...extra } };
+}
+
+export function createAgentApp(source: AgentHttpSource, options: AgentAppOptions = {}): { app: Hono; close(): void } {
+  const now = options.now ?? (() => Date.now());
+  const metrics = createAgentRegistry(source);
+  const app = new Hono();
+
+  app.get("/metrics", async (c) => {
+    const text = await metrics.registry.metrics();
+    return c.body(text, 200, { "Content-Type": PROMETHEUS_CONTENT_TYPE });
+  });
+
+  app.get("/healthz", (c) => {
+    const health = agentHealth(source, now());
+    c.header("Cache-Control", "no-store");
+    return c.json(health.body, health.ok ? 200 : 503);
+  });
+
+  app.get("/status", (c) => {
+    c.header("Cache-Control", "no-store");
+    const doc = source.telemetry.lastMetrics;
+    if (!doc) return c.json({ status: "starting", reason: "starting: the first pass has not finished yet" }, 503);
+    return c.json(doc);
+  });
+
+  app.notFound((c) => c.json({ error: `not found: ${c.req.method} ${c.req.path}: try /metrics, /healthz or /status` }, 404));
+
+  app.onError((err, c) => {
+    options.onError?.(err, c.req.path);
+    return c.json({ error: "internal error" }, 500);
+  });
+
+  return { app, close: metrics.close };
+}
