@@ -12,6 +12,11 @@ import { buildMetricsDocument, stateDocument, writeMetricsFile } from "./metrics
 import type { MetricsDocument } from "../shared/types.ts";
 
 const CREDENTIAL_WARN_DAYS = 7;
+/**
+ * A holder refreshes its lock's mtime every half of this, so only a crashed holder's lock goes
+ * stale; short, so a check killed mid-pass blocks the next one for seconds, not minutes.
+ */
+const LOCK_STALE_MS = 30_000;
 
 export interface PassResult {
   exitCode: ExitCodeValue;
@@ -55,10 +60,11 @@ export async function runPass(ctx: AgentContext, signal: AbortSignal, options: {
       // The lock would mkdir -p a missing runner dir (and then blame config.sh): skip it, so
       // checkRunner reports the missing dir itself; there is nothing in it to protect.
       const dirMissing = (await ctx.runtime.files.stat(runner.dir).catch(() => "unreadable")) === null;
-      const release = ctx.config.dryRun || dirMissing ? async () => {} : await ctx.runtime.files.lock(`${runner.dir}/.rtr-lock`, lockTimeout, Math.max(lockTimeout, 60_000) * 2).catch((err) => {
+      const release = ctx.config.dryRun || dirMissing ? async () => {} : await ctx.runtime.files.lock(`${runner.dir}/.rtr-lock`, lockTimeout, LOCK_STALE_MS, signal).catch((err) => {
         ctx.log.error({ runner: runner.name }, `cannot lock ${runner.dir}: ${errorMessage(err)}: is the dir writable by this user?`);
         return undefined;
       });
+      if (release === null && signal.aborted) break;
       if (release === null) {
         lockTimedOut ??= `another runner-token-refresh held the lock on ${runner.dir} past refresh.lockTimeout (${ctx.config.refresh.lockTimeout}s): let it finish, or raise refresh.lockTimeout`;
         ctx.log.warn({ runner: runner.name }, `another agent held the lock on ${runner.dir} past refresh.lockTimeout: ${ctx.mode === "daemon" ? "skipping it for one interval" : "giving up"}`);

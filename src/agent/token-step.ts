@@ -22,7 +22,7 @@ export async function ensureToken(ctx: AgentContext, pass: PassState, scope: Sco
   }
   if (!ctx.github && !ctx.fleet) throw new Error(`no GitHub credentials to mint a token for ${key}`);
 
-  const release = await ctx.runtime.files.lock(store.lockPath("scope", key), config.refresh.lockTimeout * 1000);
+  const release = await ctx.runtime.files.lock(store.lockPath("scope", key), config.refresh.lockTimeout * 1000, 30_000, pass.signal);
   if (!release) throw new Error(`another agent held the token lock for ${key} past refresh.lockTimeout`);
   try {
     // Another process may have refreshed while we waited for the lock.

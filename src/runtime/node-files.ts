@@ -69,7 +69,7 @@ export const nodeFiles: RuntimeFiles = {
     await fs.access(path, fsConstants.W_OK | fsConstants.X_OK);
   },
 
-  async lock(path, timeoutMs, staleMs = 60_000) {
+  async lock(path, timeoutMs, staleMs = 60_000, signal) {
     await fs.mkdir(dirname(path), { recursive: true });
     // proper-lockfile needs the locked file to exist; the lock itself is `<path>.lock`.
     await fs.writeFile(path, "", { flag: "a" });
@@ -88,7 +88,7 @@ export const nodeFiles: RuntimeFiles = {
         };
       } catch (err) {
         if ((err as NodeJS.ErrnoException).code !== "ELOCKED") throw err;
-        if (Date.now() >= deadline) return null;
+        if (Date.now() >= deadline || signal?.aborted) return null;
         await new Promise((r) => setTimeout(r, Math.min(250, Math.max(10, deadline - Date.now()))));
       }
     }

@@ -65,8 +65,11 @@ export interface RuntimeFiles {
   chmod(path: string, mode: number): Promise<void>;
   /** Throws when the directory cannot be written by this process. */
   assertWritable(path: string): Promise<void>;
-  /** Exclusive cross-process lock on `path`; resolves to a release function, or null on timeout. */
-  lock(path: string, timeoutMs: number, staleMs?: number): Promise<(() => Promise<void>) | null>;
+  /**
+   * Exclusive cross-process lock on `path`; resolves to a release function, or null on timeout or
+   * when `signal` fires while waiting (a daemon told to stop does not wait out lockTimeout).
+   */
+  lock(path: string, timeoutMs: number, staleMs?: number, signal?: AbortSignal): Promise<(() => Promise<void>) | null>;
 }
 
 export interface HttpServer {
