@@ -43,7 +43,8 @@ export async function createSandboxRunner(runtime: Runtime, dir: string, githubU
   await runtime.files.writeAtomic(join(dir, ".sim-config.mjs"), CONFIG_JS, 0o644);
   await runtime.files.writeAtomic(join(dir, ".sim-svc.mjs"), SVC_JS, 0o644);
   // The interpreter this demo runs on runs the scripts too (node, or deno with permissions).
-  const interpreter = runtime.name === "deno" ? `"${runtime.execPath}" run --allow-all` : `"${runtime.execPath}"`;
+  // Judged by the binary, not runtime.name: the Node seam also runs under Deno (deno test).
+  const interpreter = /(^|\/)deno(\.exe)?$/.test(runtime.execPath) ? `"${runtime.execPath}" run --allow-all` : `"${runtime.execPath}"`;
   for (const [script, js] of [["config.sh", ".sim-config.mjs"], ["svc.sh", ".sim-svc.mjs"]]) {
     await runtime.files.writeAtomic(join(dir, script), `#!/bin/sh\n# Demo stand-in for the actions runner's ${script}.\ncd "$(dirname "$0")"\nDEMO_GITHUB="${githubUrl}" exec ${interpreter} "./${js}" "$@"\n`, 0o755);
   }

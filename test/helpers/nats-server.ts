@@ -34,6 +34,22 @@ function portOpen(port: number): Promise<boolean> {
   });
 }
 
+async function jetStreamReady(port: number): Promise<boolean> {
+  const { connect } = await import("@nats-io/transport-node");
+  const { jetstreamManager } = await import("@nats-io/jetstream");
+  try {
+    const nc = await connect({ servers: `nats://127.0.0.1:${port}`, reconnect: false, timeout: 1000 });
+    try {
+      await (await jetstreamManager(nc, { timeout: 1000 })).getAccountInfo();
+      return true;
+    } finally {
+      await nc.close();
+    }
+  } catch {
+    return false;
+  }
+}
+
 export interface NatsServer {
   url: string;
   port: number;
@@ -55,6 +71,8 @@ export async function startNatsServer(options: { config?: string } = {}): Promis
     [`listen: 127.0.0.1:${port}`, `jetstream { store_dir: "${storeDir}", max_memory_store: 64MB, max_file_store: 4GB }`, options.config ?? ""].join("\n"),
   );
   let child: ChildProcess | null = null;
+  // Servers that demand TLS or credentials cannot be probed anonymously; their tests do not restart them.
+  const probeJetStream = !/\btls\s*\{|authorization/.test(options.config ?? "");
   let log = "";
 
   const server: NatsServer = {
@@ -73,6 +91,12 @@ export async function startNatsServer(options: { config?: string } = {}): Promis
         await Promise.race([new Promise((r) => setTimeout(r, 25)), exited]);
       }
       exited.catch(() => {});
+      // After a restart JetStream recovers its store a moment after the port opens: wait for it,
+      // so a test's "NATS is back" means what an operator would mean.
+      while (probeJetStream && !(await jetStreamReady(port))) {
+        if (Date.now() > deadline) throw new Error(`nats-server JetStream not ready: ${log.slice(-2000)}`);
+        await new Promise((r) => setTimeout(r, 50));
+      }
     },
     async stop() {
       const c = child;
