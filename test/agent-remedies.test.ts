@@ -243,3 +243,29 @@ test("remedies - the token is refreshed inside the threshold and not outside it"
     await w.close();
   }
 });
+
+test("remedies - a re-registration that fails after stopping the service puts the old registration back and starts its service again", async () => {
+  const w = await makeWorld({ runner: { serviceFile: true } });
+  try {
+    const path = await w.config(`
+github: { statusInterval: 0 }
+refresh: { retryBackoff: 0.01, onlineTimeout: 5, reregister: on-refresh }
+runners:
+  - { dir: ${w.runner.dir}, scope: { org: acme }, name: runner-1, service: svc.sh }
+`);
+    const args = ["check", "--config", path];
+    assert.equal((await runInProcess(args, w.env)).code, 0);
+    const before = await readFile(join(w.runner.dir, ".runner"), "utf8");
+    assert.equal(w.runner.serviceState(), "active");
+    await writeFile(join(w.stateDir, "tokens", "org=3Aacme.json"), JSON.stringify({ scope: "org:acme", token: "OLDTOKENOLDTOKEN", expires_at: new Date(Date.now() + 60_000).toISOString() }));
+    w.runner.setConfigMode("exists");
+    const run = await runInProcess(args, w.env);
+    assert.equal(run.code, 1);
+    assert.equal(await readFile(join(w.runner.dir, ".runner"), "utf8"), before, "the old registration is back");
+    assert.equal(w.runner.serviceState(), "active", "and its service runs again, not until the next pass");
+    const svc = w.runner.invocations("svc.sh").map((i) => i.argv[0]);
+    assert.deepEqual(svc.slice(-2), ["stop", "start"]);
+  } finally {
+    await w.close();
+  }
+});

@@ -39,7 +39,8 @@ export function buildAgentContext(
   if (config.fleet.enabled && !config.nats) {
     throw new ConfigError(`${config.configFile ?? "configuration"}: fleet.enabled: fleet mode talks to the collector over NATS: set nats.servers (or NATS_URL)`);
   }
-  const nats = !options.publisher && config.nats ? new NatsPublisher({ runtime, config: config.nats, stateDir: config.state.dir, log, mode }) : null;
+  // --dry-run writes nothing and publishes nothing: events are only logged.
+  const nats = !options.publisher && config.nats && !config.dryRun ? new NatsPublisher({ runtime, config: config.nats, stateDir: config.state.dir, log, mode }) : null;
   const publisher = options.publisher ?? (nats ? new FanoutPublisher([new LogPublisher(log), nats]) : new LogPublisher(log));
   const fleet = config.fleet.enabled && nats ? new FleetAgentClient(() => nats.connection(), nats.names, { host: config.host }) : null;
   const events = new EventEmitter({ host: config.host, runtime: runtime.name, nextSeq: () => store.nextSeq(), publisher, log });

@@ -14,9 +14,10 @@ import type { MetricsDocument } from "../shared/types.ts";
 const CREDENTIAL_WARN_DAYS = 7;
 /**
  * A holder refreshes its lock's mtime every half of this, so only a crashed holder's lock goes
- * stale; short, so a check killed mid-pass blocks the next one for seconds, not minutes.
+ * stale: a check killed mid-pass blocks the next one for 90 s, while a VM pause or a slow disk
+ * shorter than that never lets a second process in.
  */
-const LOCK_STALE_MS = 30_000;
+const LOCK_STALE_MS = 90_000;
 
 export interface PassResult {
   exitCode: ExitCodeValue;
@@ -78,7 +79,17 @@ export async function runPass(ctx: AgentContext, signal: AbortSignal, options: {
           memory.lastError = `cannot lock ${runner.dir}: check that the dir exists and is writable by this user`;
           ok = false;
         } else {
-          ok = await checkRunner(ctx, pass, runner, memory);
+          try {
+            ok = await checkRunner(ctx, pass, runner, memory);
+          } catch (err) {
+            if (err instanceof AbortedError) throw err;
+            // One runner's I/O trouble (EACCES on .runner, ENOSPC) must not cost the others their pass.
+            const code = (err as { code?: string }).code;
+            memory.status = "failing";
+            memory.lastError = `${errorMessage(err)}${code === "EACCES" || code === "EPERM" ? `: give this user access to ${runner.dir}` : ""}`;
+            ctx.log.error({ runner: runner.name }, memory.lastError);
+            ok = false;
+          }
         }
         const token = pass.tokenResults.get(scopeKey(runner.scope));
         if (token && !token.ok) {
@@ -98,7 +109,7 @@ export async function runPass(ctx: AgentContext, signal: AbortSignal, options: {
         if (!(err instanceof AbortedError)) throw err;
         aborted = true;
       } finally {
-        await ctx.store.saveRunner(runner.dir, memory);
+        await ctx.store.saveRunner(runner.dir, memory).catch((err) => ctx.log.error({ runner: runner.name }, `cannot save state for ${runner.name}: ${errorMessage(err)}`));
         await release?.();
       }
     }

@@ -105,6 +105,7 @@ export async function register(ctx: AgentContext, pass: PassState, input: Regist
   }
   if (pass.signal.aborted) throw new AbortedError();
 
+  let stoppedService = false;
   const fail = async (step: string, err: unknown, moved: MovedAside | null): Promise<RegisterOutcome> => {
     if (moved) {
       try {
@@ -112,6 +113,11 @@ export async function register(ctx: AgentContext, pass: PassState, input: Regist
       } catch (restoreErr) {
         log.error({ aside: moved.asideDir }, `could not put the old registration back: ${errorMessage(restoreErr)}: the files are in ${moved.asideDir}`);
       }
+    }
+    // The old registration is back: so is its service, rather than a runner down until next pass.
+    if (stoppedService) {
+      const started = await service.start();
+      if (started.code !== 0) log.warn(`could not restart the ${service.kind} service after the failed registration: exit ${started.code}`);
     }
     return { kind: "failed", step, error: errorMessage(err) };
   };
@@ -133,6 +139,7 @@ export async function register(ctx: AgentContext, pass: PassState, input: Regist
   if (input.serviceActive && service.kind !== "none") {
     const stopped = await service.stop();
     if (stopped.code !== 0) return fail("stop_service", new Error(`could not stop the service (${service.kind}): ${outputTail(stopped.stdout, stopped.stderr, 3) || `exit ${stopped.code}`}`), null);
+    stoppedService = true;
   }
 
   let moved: MovedAside;

@@ -122,7 +122,11 @@ export class PluginTarget {
       if (this.stop.aborted) return item.onResult?.(false);
       const signal = AbortSignal.any([this.stop, AbortSignal.timeout(this.policy.timeoutSeconds * 1000)]);
       try {
-        await this.instance.send(n, signal);
+        // Raced against the timeout too: a plugin that ignores its signal must not stall the queue.
+        await Promise.race([
+          this.instance.send(n, signal),
+          new Promise<never>((_, reject) => signal.addEventListener("abort", () => reject(signal.reason ?? new Error("aborted")), { once: true })),
+        ]);
         this.metrics.count(this.name, "success");
         this.misconfigured = null;
         this.lastError = null;

@@ -123,7 +123,7 @@ test("alert engine - a restart between firing and resolve sends exactly one reso
   assert.deepEqual(third.receivers.slack.got, [], "a settled resolve is not repeated after another restart");
 });
 
-test("alert engine - a resolve owed when the process stopped is sent at the next start", async () => {
+test("alert engine - a resolve owed when the process stopped is sent by the next evaluation, once", async () => {
   const store = new MemoryStore();
   const slow = new Receiver();
   const first = setup({ store, receivers: { slack: new Receiver(), pagerduty: new Receiver() } });
@@ -138,6 +138,10 @@ test("alert engine - a resolve owed when the process stopped is sent at the next
   const receivers = { slack: new Receiver(), pagerduty: new Receiver() };
   const next = setup({ store, receivers });
   await next.engine.start();
+  await next.engine.idle();
+  assert.deepEqual(receivers.slack.got, [], "loading alone sends nothing (a collector that does not lead must stay silent)");
+  await next.engine.evaluate([]);
+  await next.engine.evaluate([]);
   await next.engine.idle();
   assert.deepEqual(receivers.slack.statuses(), ["resolved:refresh_failures/ci-01/org:acme"]);
   assert.deepEqual(store.records, {});

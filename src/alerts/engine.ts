@@ -54,16 +54,22 @@ export class AlertEngine {
   private records: Record<string, AlertRecord> = {};
   private readonly groups = new Map<string, { keys: string[]; timer: ReturnType<typeof setTimeout> }>();
   private saving: Promise<unknown> = Promise.resolve();
+  /** Resolves handed to the plugins by this process (each is sent once). */
+  private readonly resolving = new Set<string>();
   private readonly now: () => number;
 
   constructor(private readonly options: EngineOptions) {
     this.now = options.now ?? Date.now;
   }
 
+  /**
+   * (Re)loads the state: at start, and when a collector becomes the leader (another one may have
+   * changed it). Owed resolves are sent by the next evaluate(), so only a process that evaluates
+   * (the agent, the leading collector) ever sends them.
+   */
   async start(): Promise<void> {
     this.records = await this.options.store.load();
-    // Resolves owed before a restart are sent now, exactly once.
-    for (const rec of Object.values(this.records)) if (rec.state === "resolved") this.sendResolve(rec);
+    this.resolving.clear();
   }
 
   list(): AlertRecord[] {
@@ -96,6 +102,8 @@ export class AlertEngine {
 
   /** Applies what the rules see now; never waits for a plugin. */
   async evaluate(conditions: AlertCondition[]): Promise<void> {
+    // Resolves owed from before a restart or a change of leader go out first, exactly once.
+    for (const rec of Object.values(this.records)) if (rec.state === "resolved" && !this.resolving.has(rec.key)) this.sendResolve(rec);
     const seen = new Set<string>();
     const changed = new Set<string>();
     const nowIso = new Date(this.now()).toISOString();
@@ -186,6 +194,7 @@ export class AlertEngine {
   }
 
   private sendResolve(rec: AlertRecord): void {
+    this.resolving.add(rec.key);
     if (!rec.resolvePending.length) {
       delete this.records[rec.key];
       return;
@@ -201,7 +210,10 @@ export class AlertEngine {
           if (!current || current.state !== "resolved") return;
           // Delivered or not, this resolve is settled: a repeat would be a duplicate.
           current.resolvePending = current.resolvePending.filter((p) => p !== t.name);
-          if (!current.resolvePending.length) delete this.records[rec.key];
+          if (!current.resolvePending.length) {
+            delete this.records[rec.key];
+            this.resolving.delete(rec.key);
+          }
           void this.persist(rec.key);
         },
       });

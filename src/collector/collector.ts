@@ -157,7 +157,10 @@ export class Collector implements CollectorView {
     const broker = transport ? null : (this.broker = new TokenBroker({ nc, prefix: this.names.prefix, github, scopes, threshold: config.refresh.threshold, log, now: this.now }));
     if (transport) log.error(transport);
     let lastPoll = 0;
+    let wasLeader = false;
     while (!this.stop.signal.aborted) {
+      if (this.leader && !wasLeader) poller.reset();
+      wasLeader = this.leader;
       // Checked often, so a new leader answers token requests at once; polled every pollInterval.
       if (this.leader) {
         broker?.start();
@@ -176,7 +179,10 @@ export class Collector implements CollectorView {
   private async leaseLoop(lease: Lease, ttlMs: number): Promise<void> {
     while (!this.stop.signal.aborted) {
       const was = this.leader;
-      this.leader = await lease.tick().catch(() => false);
+      const leads = await lease.tick().catch(() => false);
+      // A new leader starts from the alert state in KV, not from what it loaded at start.
+      if (leads && !was) await this.alertHost?.engine.start().catch((err) => this.options.log.error(`cannot load alert state: ${errorMessage(err)}`));
+      this.leader = leads;
       if (this.leader !== was) this.options.log.info({ lease: lease.id }, this.leader ? "this collector is now the leader (evaluates rules, sends alerts, polls GitHub)" : "another collector is the leader");
       await sleep(ttlMs / 3, this.stop.signal).catch(() => {});
     }

@@ -5,6 +5,9 @@ import { addSecret } from "../shared/redact.ts";
 import type { Runtime } from "../runtime/types.ts";
 import type { SecretRef } from "./schema.ts";
 
+/** Environment variables a secret was read from: children of the agent never inherit them. */
+export const secretEnvNames = new Set<string>();
+
 export async function resolveSecret(
   runtime: Runtime,
   ref: SecretRef,
@@ -15,6 +18,7 @@ export async function resolveSecret(
   let value: string;
   if (typeof ref === "string") value = ref;
   else if ("env" in ref) {
+    secretEnvNames.add(ref.env);
     const v = runtime.env[ref.env];
     if (!v) throw new ConfigError(`${at("env")}: environment variable ${ref.env} is not set: export it or give the secret another way`);
     value = v;

@@ -19,6 +19,12 @@ export class FleetPoller {
     private readonly options: { github: GitHubClient; kv: KV; scopes: Scope[]; log: Logger; now?: () => number },
   ) {}
 
+  /** Forget what this process wrote: another leader may have changed the bucket since. */
+  reset(): void {
+    this.etags.clear();
+    this.written.clear();
+  }
+
   private now(): number {
     return (this.options.now ?? Date.now)();
   }

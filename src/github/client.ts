@@ -244,7 +244,8 @@ export class GitHubClient {
 
   /**
    * Every runner of the scope, all pages (fleet mode's poll). `etag` from the previous poll makes
-   * the first page conditional: a 304 means nothing changed and costs no rate limit.
+   * the first page conditional: a 304 means nothing changed and costs no rate limit. Only a scope
+   * that fits on one page gets an ETag back.
    */
   async listRunners(scope: Scope, signal: AbortSignal, etag?: string): Promise<{ notModified: boolean; etag: string | null; runners: RunnerApiState[] }> {
     const octokit = await this.octokitFor(scope, signal);
@@ -268,6 +269,8 @@ export class GitHubClient {
       runners.push(...batch.map(toRunner));
       const link = typeof res.headers.link === "string" ? res.headers.link : "";
       if (!/rel="next"/.test(link) || batch.length === 0) break;
+      // Page 1's ETag says nothing about later pages: a multi-page scope is always read whole.
+      firstEtag = null;
     }
     return { notModified: false, etag: firstEtag, runners };
   }

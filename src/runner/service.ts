@@ -37,7 +37,11 @@ export function createServiceControl(runtime: Runtime, spec: ServiceSpec, dir: s
           if (!serviceUnit) return "unknown";
           const r = await run("systemctl", ["is-active", serviceUnit]);
           if (r.spawnError) return "unknown";
-          return r.stdout.trim() === "active" ? "active" : "inactive";
+          // is-active prints one word; anything else (no bus, no unit) is not a reason to act.
+          const state = r.stdout.trim();
+          if (state === "active" || state === "activating" || state === "reloading") return "active";
+          if (state === "inactive" || state === "failed" || state === "deactivating") return "inactive";
+          return "unknown";
         },
         start: () => (serviceUnit ? run("systemctl", ["start", serviceUnit]) : Promise.resolve(failed("no .service file: install the service with svc.sh install"))),
         stop: () => (serviceUnit ? run("systemctl", ["stop", serviceUnit]) : Promise.resolve(failed("no .service file"))),

@@ -78,7 +78,14 @@ export const nodeFiles: RuntimeFiles = {
       try {
         // `update` keeps the lock's mtime fresh so a long registration is never seen as stale;
         // a crashed holder's lock goes stale after staleMs and is taken over.
-        const release = await lockfile.lock(path, { stale: staleMs, update: Math.floor(staleMs / 2), realpath: false });
+        const release = await lockfile.lock(path, {
+          stale: staleMs,
+          update: Math.floor(staleMs / 2),
+          realpath: false,
+          // The default throws from a timer and kills the process mid-registration; a compromised
+          // lock (its dir removed by hand, a long pause) is noticed again at the next acquisition.
+          onCompromised: () => {},
+        });
         return async () => {
           try {
             await release();
