@@ -27,6 +27,7 @@ import { TokenBroker, brokerTransportProblem } from "../fleet/broker.ts";
 import type { AlertHost } from "../alerts/host.ts";
 
 const EVALUATE_EVERY_MS = 2000;
+const STATE_EVALUATE_DELAY_MS = 25;
 
 export interface CollectorOptions {
   runtime: Runtime;
@@ -50,6 +51,8 @@ export class Collector implements CollectorView {
   private readonly tasks: Promise<unknown>[] = [];
   private readonly now: () => number;
   private lease: Lease | null = null;
+  private evaluateTimer: ReturnType<typeof setTimeout> | null = null;
+  private evaluating: Promise<unknown> = Promise.resolve();
   private alertHost: AlertHost | null = null;
   /** Fleet mode's token broker (answering only while leader). */
   broker: TokenBroker | null = null;
@@ -109,7 +112,7 @@ export class Collector implements CollectorView {
         log.info({ stream: this.names.eventsStream, consumer: this.names.durable }, "collector consuming events and watching state");
         await Promise.all([
           this.loop("event consumer", () => consumeEvents(nc, this.names, this.fleet, log, this.stop.signal)),
-          this.loop("state watch", () => watchState(kv, this.fleet, log, this.stop.signal)),
+          this.loop("state watch", () => watchState(kv, this.fleet, log, this.stop.signal, () => this.scheduleEvaluate())),
         ]);
         return;
       } catch (err) {
@@ -195,8 +198,26 @@ export class Collector implements CollectorView {
     }
   }
 
-  /** Runs the rules once; logs what started and what ended. */
-  async evaluate(): Promise<CollectorAlert[]> {
+  /**
+   * A state change is evaluated within STATE_EVALUATE_DELAY_MS (batched), so an agent's third
+   * failure pages in well under a second instead of waiting for the next periodic evaluation.
+   */
+  private scheduleEvaluate(): void {
+    if (this.evaluateTimer || this.stop.signal.aborted) return;
+    this.evaluateTimer = setTimeout(() => {
+      this.evaluateTimer = null;
+      void this.evaluate();
+    }, STATE_EVALUATE_DELAY_MS);
+  }
+
+  /** Runs the rules once (serialised: the alert engine must never see two evaluations at once). */
+  evaluate(): Promise<CollectorAlert[]> {
+    const run = this.evaluating.then(() => this.evaluateNow());
+    this.evaluating = run.catch(() => {});
+    return run;
+  }
+
+  private async evaluateNow(): Promise<CollectorAlert[]> {
     const next = this.fleet.alerts(this.now());
     const before = new Set(this.current.map((a) => a.key));
     const after = new Set(next.map((a) => a.key));
@@ -247,6 +268,7 @@ export class Collector implements CollectorView {
 
   async close(): Promise<void> {
     this.stop.abort();
+    if (this.evaluateTimer) clearTimeout(this.evaluateTimer);
     await this.alertHost?.idle().catch(() => {});
     await this.alertHost?.close();
     await this.lease?.release();
