@@ -1,0 +1,142 @@
+// Collector at fleet scale, at real rate: 10,000 simulated agents (multiplexed over a few NATS
+// connections) each put their state document to KV bucket RTR_STATE every 60 s, evenly spread,
+// as their daemons do. The collector runs as shipped (the bundle under node, `collector` command)
+// in its own process; its CPU is read from /proc over at least two minutes. Baseline, same window,
+// same updates: a bare process that only watches the bucket and parses each value.
+import { mkdtemp, rm, writeFile } from "node:fs/promises";
+import { tmpdir } from "node:os";
+import { join } from "node:path";
+import process from "node:process";
+import { connect, type NatsConnection } from "@nats-io/transport-node";
+import { Kvm, type KV } from "@nats-io/kv";
+import { stateKey } from "../src/nats/subjects.ts";
+import { startNatsServer } from "../test/helpers/nats-server.ts";
+import { stateDoc } from "./helpers/events.ts";
+import { guard, procSample, sleep, spawnChild, MiB, type Child } from "./helpers/proc.ts";
+import { REPO_ROOT, type Builds } from "./helpers/runtimes.ts";
+
+export interface HeartbeatResult {
+  agents: number;
+  connections: number;
+  periodSeconds: number;
+  windowSeconds: number;
+  putsInWindow: number;
+  putErrors: number;
+  /** CPU used over the window as a share of one core (0.05 = 5 %). */
+  collectorCpuShare: number;
+  watcherCpuShare: number;
+  collectorRssMiB: number;
+  /** What the collector's /metrics said after the window. */
+  collectorRunners: number;
+  collectorStale: number;
+}
+
+async function fleetCounts(url: string): Promise<{ total: number; stale: number }> {
+  const text = await (await fetch(`${url}/metrics`)).text();
+  let total = 0;
+  let stale = 0;
+  for (const m of text.matchAll(/^runner_token_fleet_runners\{status="([^"]+)"\} (\d+)/gm)) {
+    total += Number(m[2]);
+    if (m[1] === "stale") stale += Number(m[2]);
+  }
+  return { total, stale };
+}
+
+export async function benchCollectorHeartbeat(builds: Builds, options: { agents?: number; connections?: number; windowSeconds?: number } = {}): Promise<HeartbeatResult> {
+  const agents = options.agents ?? 10_000;
+  const connections = options.connections ?? 4;
+  const windowSeconds = options.windowSeconds ?? 125;
+  const period = 60;
+  const nats = guard(await startNatsServer());
+  const tmp = await mkdtemp(join(tmpdir(), "rtr-bench-heartbeat-"));
+  const ncs: NatsConnection[] = [];
+  let collector: Child | null = null;
+  let watcher: Child | null = null;
+  try {
+    const config = join(tmp, "collector.yaml");
+    await writeFile(config, `nats: { servers: [${nats.url}] }\nstate: { dir: ${join(tmp, "state")} }\nlog: { level: info }\n`);
+    collector = spawnChild([process.execPath, builds.agent, "collector", "--config", config, "--listen", "127.0.0.1:0"], { cwd: tmp });
+    const listening = await collector.waitForLine(/collector listening on/, 30_000);
+    const url = /http:\/\/[^/ ]+/.exec(listening)![0];
+    await collector.waitForLine(/collector consuming events and watching state/, 30_000);
+    watcher = spawnChild([process.execPath, builds.kvWatcher], { env: { NATS_URL: nats.url }, cwd: REPO_ROOT });
+    await watcher.waitForLine(/"ready"/, 30_000);
+
+    const kvs: KV[] = [];
+    for (let i = 0; i < connections; i++) {
+      const nc = await connect({ servers: nats.url, name: `simulated agents ${i}` });
+      ncs.push(nc);
+      kvs.push(await new Kvm(nc).open("RTR_STATE"));
+    }
+    const host = (i: number) => `sim-${String(i).padStart(5, "0")}.example.com`;
+    const keys = Array.from({ length: agents }, (_, i) => stateKey(host(i), "runner-1"));
+    let putErrors = 0;
+    const put = (i: number) =>
+      kvs[i % connections].put(keys[i], JSON.stringify(stateDoc(host(i), "runner-1"))).then(
+        () => {},
+        () => void putErrors++,
+      );
+    // Every agent once, quickly, so the collector holds the whole fleet before the window opens.
+    for (let i = 0; i < agents; i += 500) await Promise.all(Array.from({ length: Math.min(500, agents - i) }, (_, k) => put(i + k)));
+    const deadline = Date.now() + 30_000;
+    while ((await fleetCounts(url)).total < agents) {
+      if (Date.now() > deadline) throw new Error(`the collector did not see all ${agents} agents within 30 s`);
+      await sleep(250);
+    }
+
+    // Real rate: agent i beats at i/agents of each period, so puts arrive evenly.
+    let sent = 0;
+    const started = performance.now();
+    let stop = false;
+    const beating = (async () => {
+      while (!stop) {
+        const due = Math.floor(((performance.now() - started) / (period * 1000)) * agents);
+        const batch: Promise<void>[] = [];
+        for (; sent < due; sent++) batch.push(put(sent % agents));
+        await Promise.all(batch);
+        await sleep(50);
+      }
+    })();
+    await sleep(5000);
+    const c0 = procSample(collector.pid);
+    const w0 = procSample(watcher.pid);
+    const s0 = sent;
+    await sleep(windowSeconds * 1000);
+    const c1 = procSample(collector.pid);
+    const w1 = procSample(watcher.pid);
+    const s1 = sent;
+    stop = true;
+    await beating;
+    const seconds = (c1.at - c0.at) / 1000;
+    const counts = await fleetCounts(url);
+    return {
+      agents,
+      connections,
+      periodSeconds: period,
+      windowSeconds: seconds,
+      putsInWindow: s1 - s0,
+      putErrors,
+      collectorCpuShare: (c1.cpuMs - c0.cpuMs) / 1000 / seconds,
+      watcherCpuShare: (w1.cpuMs - w0.cpuMs) / 1000 / ((w1.at - w0.at) / 1000),
+      collectorRssMiB: c1.rssBytes / MiB,
+      collectorRunners: counts.total,
+      collectorStale: counts.stale,
+    };
+  } finally {
+    for (const nc of ncs) await nc.close().catch(() => {});
+    await collector?.stop();
+    await watcher?.stop();
+    await nats.close();
+    await rm(tmp, { recursive: true, force: true });
+  }
+}
+
+if (import.meta.url === `file://${process.argv[1]}`) {
+  const { buildBundles } = await import("./helpers/runtimes.ts");
+  const builds = await buildBundles();
+  try {
+    console.log(JSON.stringify(await benchCollectorHeartbeat(builds, { windowSeconds: Number(process.argv[2] ?? 125) }), null, 2));
+  } finally {
+    await builds.close();
+  }
+}

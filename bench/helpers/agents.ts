@@ -1,0 +1,90 @@
+// Hosts for the benchmarks: runner dirs already registered at the fake GitHub (so a steady pass is
+// what is measured, not a first registration), and the agent config file that points at them.
+import { mkdir, mkdtemp, rm, writeFile } from "node:fs/promises";
+import { tmpdir } from "node:os";
+import { join } from "node:path";
+import type { FakeGitHub } from "../../test/helpers/fake-github.ts";
+import { makeRunnerDir, type FakeRunnerDir } from "../../test/helpers/runner-dir.ts";
+
+export interface BenchHost {
+  name: string;
+  dir: string;
+  configPath: string;
+  stateDir: string;
+  runners: { name: string; dir: string; id: number }[];
+}
+
+export interface HostOptions {
+  github: FakeGitHub;
+  natsUrl?: string;
+  runners: number;
+  /** GitHub org of every runner of this host. */
+  org?: string;
+  /** Keys under `refresh:` and `github:` (e.g. { interval: 1 }). */
+  refresh?: Record<string, number | string>;
+  githubOptions?: Record<string, number | string>;
+  /** More top-level YAML lines (e.g. "fleet: { enabled: true }"). */
+  extra?: string;
+  logLevel?: string;
+  /** Serve /metrics on this HOST:PORT (default 127.0.0.1:0, any free port). */
+  listen?: string;
+  /** "command" (default): a status command per runner per pass, like systemd; "none": no service. */
+  service?: "command" | "none";
+}
+
+/**
+ * Each runner's service is a custom command (`/bin/true`), so every pass spawns one status process
+ * per runner as `systemctl is-active` would, without needing systemd on the bench machine.
+ */
+const SERVICE = '{ status: ["/bin/true"], start: ["/bin/true"], stop: ["/bin/true"] }';
+
+export class HostFactory {
+  private readonly made: FakeRunnerDir[] = [];
+  private root = "";
+  private count = 0;
+
+  async init(): Promise<this> {
+    this.root = await mkdtemp(join(tmpdir(), "rtr-bench-hosts-"));
+    return this;
+  }
+
+  async host(name: string, o: HostOptions): Promise<BenchHost> {
+    const org = o.org ?? "acme";
+    const base = join(this.root, `${this.count++}-${name}`);
+    await mkdir(base, { recursive: true });
+    const runners: BenchHost["runners"] = [];
+    for (let i = 1; i <= o.runners; i++) {
+      const dir = await makeRunnerDir({ github: o.github });
+      this.made.push(dir);
+      const runnerName = `${name}-r${i}`;
+      const gh = o.github.addRunner({ name: runnerName, scope: `org:${org}`, status: "online" });
+      dir.writeRunnerFiles({ agentId: gh.id, name: runnerName, url: `https://github.com/${org}` });
+      runners.push({ name: runnerName, dir: dir.dir, id: gh.id });
+    }
+    const stateDir = join(base, "state");
+    const kv = (o2: Record<string, number | string> | undefined) =>
+      Object.entries(o2 ?? {})
+        .map(([k, v]) => `${k}: ${v}`)
+        .join(", ");
+    const yaml = [
+      `github: { apiUrl: "${o.github.url}"${o.githubOptions ? `, ${kv(o.githubOptions)}` : ""} }`,
+      o.refresh ? `refresh: { ${kv(o.refresh)} }` : "",
+      `state: { dir: ${stateDir} }`,
+      o.natsUrl ? `nats: { servers: [${o.natsUrl}], name: ${name} }` : "",
+      `http: { listen: "${o.listen ?? "127.0.0.1:0"}" }`,
+      `log: { level: ${o.logLevel ?? "info"} }`,
+      o.extra ?? "",
+      "runners:",
+      ...runners.map((r) => `  - { dir: ${r.dir}, scope: { org: ${org} }, name: ${r.name}, service: ${o.service === "none" ? "none" : SERVICE} }`),
+      "",
+    ].filter((l) => l !== "");
+    const configPath = join(base, "config.yaml");
+    await writeFile(configPath, yaml.join("\n") + "\n");
+    return { name, dir: base, configPath, stateDir, runners };
+  }
+
+  async close(): Promise<void> {
+    for (const d of this.made) await d.cleanup();
+    if (this.root) await rm(this.root, { recursive: true, force: true });
+  }
+}
