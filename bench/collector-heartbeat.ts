@@ -2,8 +2,11 @@
 // connections) each put their state document to KV bucket RTR_STATE every 60 s, evenly spread,
 // as their daemons do. The collector runs as shipped (the bundle under node, `collector` command)
 // in its own process; its CPU is read from /proc over at least two minutes. Baseline, same window,
-// same updates: a bare process that only watches the bucket and parses each value.
-import { mkdtemp, rm, writeFile } from "node:fs/promises";
+// same updates: a bare process that only watches the bucket and parses each value. Beside them, a
+// profiled copy of the collector (the bundle with a source map, --cpu-prof) follows the same
+// updates and tells where the collector's time goes; and one full evaluation of the rules over
+// 10,000 runners is timed in process, since the collector re-evaluates after each batch of changes.
+import { mkdtemp, readdir, rm, writeFile } from "node:fs/promises";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import process from "node:process";
@@ -12,8 +15,11 @@ import { Kvm, type KV } from "@nats-io/kv";
 import { stateKey } from "../src/nats/subjects.ts";
 import { startNatsServer } from "../test/helpers/nats-server.ts";
 import { stateDoc } from "./helpers/events.ts";
-import { guard, procSample, sleep, spawnChild, MiB, type Child } from "./helpers/proc.ts";
+import { guard, median, procSample, sleep, spawnChild, MiB, type Child } from "./helpers/proc.ts";
 import { REPO_ROOT, type Builds } from "./helpers/runtimes.ts";
+import { collectorTimers, type CollectorTimers } from "./helpers/collector-timers.ts";
+import { summariseProfile, type ProfileSummary } from "./helpers/cpu-profile.ts";
+import { FleetState } from "../src/collector/fleet.ts";
 
 export interface HeartbeatResult {
   agents: number;
@@ -29,6 +35,11 @@ export interface HeartbeatResult {
   /** What the collector's /metrics said after the window. */
   collectorRunners: number;
   collectorStale: number;
+  /** One full FleetState.alerts over 10,000 runners, ms (median of 10, in process). */
+  fullEvaluationMs: number;
+  timers: CollectorTimers;
+  /** Main-thread profile of the profiled copy over the window. */
+  profile: ProfileSummary | null;
 }
 
 async function fleetCounts(url: string): Promise<{ total: number; stale: number }> {
@@ -42,6 +53,23 @@ async function fleetCounts(url: string): Promise<{ total: number; stale: number 
   return { total, stale };
 }
 
+/** What one evaluation of the rules costs when it covers the whole fleet (FleetState.alerts). */
+function fullEvaluationMs(runners: number): number {
+  const fleet = new FleetState({ afterConsecutiveFailures: 3 });
+  const now = Date.now();
+  for (let i = 0; i < runners; i++) {
+    const host = `sim-${String((i * 7919) % runners).padStart(5, "0")}.example.com`;
+    fleet.putState(stateKey(host, "runner-1"), stateDoc(host, "runner-1", i % 500 === 0 ? 3 : 0), now);
+  }
+  const times: number[] = [];
+  for (let i = 0; i < 12; i++) {
+    const t0 = performance.now();
+    fleet.alerts(now);
+    times.push(performance.now() - t0);
+  }
+  return median(times.slice(2));
+}
+
 export async function benchCollectorHeartbeat(builds: Builds, options: { agents?: number; connections?: number; windowSeconds?: number } = {}): Promise<HeartbeatResult> {
   const agents = options.agents ?? 10_000;
   const connections = options.connections ?? 4;
@@ -51,6 +79,7 @@ export async function benchCollectorHeartbeat(builds: Builds, options: { agents?
   const tmp = await mkdtemp(join(tmpdir(), "rtr-bench-heartbeat-"));
   const ncs: NatsConnection[] = [];
   let collector: Child | null = null;
+  let profiled: Child | null = null;
   let watcher: Child | null = null;
   try {
     const config = join(tmp, "collector.yaml");
@@ -59,6 +88,10 @@ export async function benchCollectorHeartbeat(builds: Builds, options: { agents?
     const listening = await collector.waitForLine(/collector listening on/, 30_000);
     const url = /http:\/\/[^/ ]+/.exec(listening)![0];
     await collector.waitForLine(/collector consuming events and watching state/, 30_000);
+    const profDir = join(tmp, "prof");
+    const profiledStart = performance.now();
+    profiled = spawnChild([process.execPath, "--cpu-prof", "--cpu-prof-dir", profDir, "--cpu-prof-interval", "1000", builds.agentMapped, "collector", "--config", config, "--listen", "127.0.0.1:0"], { cwd: tmp });
+    await profiled.waitForLine(/collector consuming events and watching state/, 30_000);
     watcher = spawnChild([process.execPath, builds.kvWatcher], { env: { NATS_URL: nats.url }, cwd: REPO_ROOT });
     await watcher.waitForLine(/"ready"/, 30_000);
 
@@ -84,17 +117,16 @@ export async function benchCollectorHeartbeat(builds: Builds, options: { agents?
       await sleep(250);
     }
 
-    // Real rate: agent i beats at i/agents of each period, so puts arrive evenly.
+    // Real rate: agent i beats at i/agents of each period, so puts arrive evenly, a few
+    // milliseconds apart (not in bursts, which would let the collector batch more than it can).
     let sent = 0;
     const started = performance.now();
     let stop = false;
     const beating = (async () => {
       while (!stop) {
         const due = Math.floor(((performance.now() - started) / (period * 1000)) * agents);
-        const batch: Promise<void>[] = [];
-        for (; sent < due; sent++) batch.push(put(sent % agents));
-        await Promise.all(batch);
-        await sleep(50);
+        for (; sent < due; sent++) void put(sent % agents);
+        await sleep(2);
       }
     })();
     await sleep(5000);
@@ -105,8 +137,14 @@ export async function benchCollectorHeartbeat(builds: Builds, options: { agents?
     const c1 = procSample(collector.pid);
     const w1 = procSample(watcher.pid);
     const s1 = sent;
+    const windowEnd = performance.now();
     stop = true;
     await beating;
+    await profiled.stop();
+    const file = (await readdir(profDir).catch(() => [] as string[])).find((f) => f.endsWith(".cpuprofile"));
+    const profile = file
+      ? summariseProfile(join(profDir, file), { fromMs: c0.at - profiledStart, toMs: windowEnd - profiledStart, sourceMap: { bundle: builds.agentMapped, map: `${builds.agentMapped}.map` } })
+      : null;
     const seconds = (c1.at - c0.at) / 1000;
     const counts = await fleetCounts(url);
     return {
@@ -121,10 +159,14 @@ export async function benchCollectorHeartbeat(builds: Builds, options: { agents?
       collectorRssMiB: c1.rssBytes / MiB,
       collectorRunners: counts.total,
       collectorStale: counts.stale,
+      fullEvaluationMs: fullEvaluationMs(agents),
+      timers: collectorTimers(),
+      profile,
     };
   } finally {
     for (const nc of ncs) await nc.close().catch(() => {});
     await collector?.stop();
+    await profiled?.stop();
     await watcher?.stop();
     await nats.close();
     await rm(tmp, { recursive: true, force: true });
