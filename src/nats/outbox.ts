@@ -16,12 +16,14 @@ export const DEFAULT_OUTBOX_LIMIT = 100_000;
 const CURRENT = "current.jsonl";
 const KEPT_TYPES: ReadonlySet<EventType> = new Set(["token.refresh_failed", "runner.registration_failed", "runner.name_conflict"]);
 const LOCK_WAIT_MS = 30_000;
+const PENDING_CACHE_MS = 1000;
 
 /** Sends a batch in order; returns how many from the start of the batch were acknowledged. */
 export type BatchSender = (events: Envelope[]) => Promise<number>;
 
 export class Outbox {
   private count: number | null = null;
+  private countedAt = 0;
   private sealCounter = 0;
 
   constructor(
@@ -75,10 +77,16 @@ export class Outbox {
     return events;
   }
 
+  /**
+   * Events waiting. Read from disk (a cron `check` may have appended), but at most once a second:
+   * a /metrics scrape must not re-read an outbox of 100,000 events every time.
+   */
   async pending(): Promise<number> {
+    if (this.count !== null && Date.now() - this.countedAt < PENDING_CACHE_MS) return this.count;
     let n = 0;
     for (const f of await this.files()) n += (await this.read(f)).length;
     this.count = n;
+    this.countedAt = Date.now();
     return n;
   }
 
