@@ -1,6 +1,6 @@
 // Agent footprint, on each runtime side by side (tsx from source, the bundle under node as
 // shipped, Deno from source), all in one window so they see the same machine:
-// - steady RSS of the daemon with 1 and with 20 runners (default 60 s interval), against a bare
+// - steady RSS (median over the window) of the daemon with 1 and with 20 runners (default 60 s interval), against a bare
 //   process on the same runtime that only connects to NATS and serves one hono route, and against
 //   that bare process with the product's code loaded but not run (code vs running state);
 // - CPU per pass: daemons at a short interval (1 s with 1 runner, 3 s with 20, so that the machine
@@ -19,15 +19,19 @@ import { startFakeGitHub } from "../test/helpers/fake-github.ts";
 import { HostFactory, type BenchHost } from "./helpers/agents.ts";
 import { summariseProfile, type ProfileSummary } from "./helpers/cpu-profile.ts";
 import { traceSyscalls } from "./helpers/strace.ts";
-import { guard, MiB, procSample, sleep, spawnChild, type Child, type ProcSample } from "./helpers/proc.ts";
+import { guard, median, MiB, procSample, sleep, spawnChild, type Child, type ProcSample } from "./helpers/proc.ts";
 import { agentArgv, helperArgv, REPO_ROOT, RUNTIMES, type Builds, type RuntimeName } from "./helpers/runtimes.ts";
 
 export interface RuntimeFootprint {
   runtime: RuntimeName;
-  /** Peak RSS over the window, MiB. */
+  /** Median RSS over the window (sampled every 2 s), MiB: the steady size. */
   rss: { baseline: number; loaded: number; oneRunner: number; twentyRunners: number };
+  /** Peak RSS over the window, MiB (garbage not yet collected shows here). */
+  peakRss: { baseline: number; loaded: number; oneRunner: number; twentyRunners: number };
   /** CPU over the window as a share of one core. */
   idleCpu: { baseline: number; oneRunner: number; twentyRunners: number };
+  /** The 1-runner idle daemon's CPU in the window, ms: in the 2-s slices where its pass ran, and in all the others. */
+  idleSplit: { duringPass: number; betweenPasses: number };
   /** CPU per pass (all threads, and the main thread alone), ms, from the 1-s-interval daemons. */
   perPass: {
     oneRunner: number;
@@ -58,6 +62,8 @@ interface Watched {
   peakRss: number;
   passes0: number;
   passes1: number;
+  /** CPU (ms), RSS (bytes) and passes finished at each sample through the window. */
+  series: { cpuMs: number; rssBytes: number; passes: number }[];
 }
 
 const PASS = /"msg":"pass finished"/;
@@ -78,11 +84,11 @@ export async function benchAgentFootprint(builds: Builds, options: { windowSecon
     const daemon = async (rt: RuntimeName, name: string, runners: number, interval: number, service: "command" | "none" = "command"): Promise<void> => {
       const host: BenchHost = await hosts.host(`${rt}-${name}`, { github, natsUrl: nats.url, runners, refresh: interval === 60 ? undefined : { interval }, service });
       const argv = agentArgv(rt, builds);
-      watched.set(`${rt}/${name}`, { child: spawnChild([...argv, "daemon", "--config", host.configPath], { env, cwd: REPO_ROOT }), peakRss: 0, passes0: 0, passes1: 0 });
+      watched.set(`${rt}/${name}`, { child: spawnChild([...argv, "daemon", "--config", host.configPath], { env, cwd: REPO_ROOT }), peakRss: 0, passes0: 0, passes1: 0, series: [] });
     };
     for (const rt of RUNTIMES) {
-      watched.set(`${rt}/baseline`, { child: spawnChild(helperArgv(rt, builds, "baseline"), { env, cwd: REPO_ROOT }), peakRss: 0, passes0: 0, passes1: 0 });
-      watched.set(`${rt}/loaded`, { child: spawnChild(helperArgv(rt, builds, "loaded"), { env, cwd: REPO_ROOT }), peakRss: 0, passes0: 0, passes1: 0 });
+      watched.set(`${rt}/baseline`, { child: spawnChild(helperArgv(rt, builds, "baseline"), { env, cwd: REPO_ROOT }), peakRss: 0, passes0: 0, passes1: 0, series: [] });
+      watched.set(`${rt}/loaded`, { child: spawnChild(helperArgv(rt, builds, "loaded"), { env, cwd: REPO_ROOT }), peakRss: 0, passes0: 0, passes1: 0, series: [] });
       await daemon(rt, "idle1", 1, 60);
       await daemon(rt, "idle20", 20, 60);
       await daemon(rt, "fast1", 1, 1);
@@ -93,7 +99,7 @@ export async function benchAgentFootprint(builds: Builds, options: { windowSecon
     {
       const host = await hosts.host("profiled", { github, natsUrl: nats.url, runners: 1, refresh: { interval: 1 } });
       const argv = [process.execPath, "--cpu-prof", "--cpu-prof-dir", profDir, "--cpu-prof-interval", "1000", builds.agentMapped, "daemon", "--config", host.configPath];
-      watched.set("profiled", { child: spawnChild(argv, { env, cwd: REPO_ROOT }), peakRss: 0, passes0: 0, passes1: 0 });
+      watched.set("profiled", { child: spawnChild(argv, { env, cwd: REPO_ROOT }), peakRss: 0, passes0: 0, passes1: 0, series: [] });
     }
     await daemon("bundle", "traced", 1, 1);
     for (const [name, w] of watched) await w.child.waitForLine(/baseline|loaded/.test(name) ? /"msg":"ready"/ : PASS, 90_000, `${name} ready`);
@@ -108,13 +114,18 @@ export async function benchAgentFootprint(builds: Builds, options: { windowSecon
       w.passes0 = w.child.count(PASS);
     }
     const end = windowStart + windowSeconds * 1000;
+    const sample = (w: Watched) => {
+      const now = procSample(w.child.pid);
+      w.peakRss = Math.max(w.peakRss, now.rssBytes);
+      w.series.push({ cpuMs: now.cpuMs, rssBytes: now.rssBytes, passes: w.child.count(PASS) });
+      return now;
+    };
     while (performance.now() < end) {
-      for (const w of watched.values()) w.peakRss = Math.max(w.peakRss, procSample(w.child.pid).rssBytes);
+      for (const w of watched.values()) sample(w);
       await sleep(Math.min(2000, Math.max(0, end - performance.now())));
     }
     for (const w of watched.values()) {
-      w.last = procSample(w.child.pid);
-      w.peakRss = Math.max(w.peakRss, w.last.rssBytes);
+      w.last = sample(w);
       w.passes1 = w.child.count(PASS);
     }
     const windowEnd = performance.now();
@@ -125,6 +136,17 @@ export async function benchAgentFootprint(builds: Builds, options: { windowSecon
           .map(([name, calls]) => ({ name, perPass: calls / Math.max(1, tracedPasses) }))
           .sort((a, b) => b.perPass - a.perPass)
       : null;
+    const split = (w: Watched) => {
+      let duringPass = 0;
+      let betweenPasses = 0;
+      for (let i = 1; i < w.series.length; i++) {
+        const d = w.series[i].cpuMs - w.series[i - 1].cpuMs;
+        if (w.series[i].passes > w.series[i - 1].passes) duringPass += d;
+        else betweenPasses += d;
+      }
+      return { duringPass, betweenPasses };
+    };
+    const steadyRss = (w: Watched) => median(w.series.map((x) => x.rssBytes)) / MiB;
     const share = (w: Watched) => (w.last!.cpuMs - w.first!.cpuMs) / (w.last!.at - w.first!.at);
     const perPass = (w: Watched, main = false) => {
       const cpu = main ? w.last!.mainThreadCpuMs - w.first!.mainThreadCpuMs : w.last!.cpuMs - w.first!.cpuMs;
@@ -132,8 +154,10 @@ export async function benchAgentFootprint(builds: Builds, options: { windowSecon
     };
     const runtimes = RUNTIMES.map((rt) => ({
       runtime: rt,
-      rss: { baseline: get(rt, "baseline").peakRss / MiB, loaded: get(rt, "loaded").peakRss / MiB, oneRunner: get(rt, "idle1").peakRss / MiB, twentyRunners: get(rt, "idle20").peakRss / MiB },
+      rss: { baseline: steadyRss(get(rt, "baseline")), loaded: steadyRss(get(rt, "loaded")), oneRunner: steadyRss(get(rt, "idle1")), twentyRunners: steadyRss(get(rt, "idle20")) },
+      peakRss: { baseline: get(rt, "baseline").peakRss / MiB, loaded: get(rt, "loaded").peakRss / MiB, oneRunner: get(rt, "idle1").peakRss / MiB, twentyRunners: get(rt, "idle20").peakRss / MiB },
       idleCpu: { baseline: share(get(rt, "baseline")), oneRunner: share(get(rt, "idle1")), twentyRunners: share(get(rt, "idle20")) },
+      idleSplit: split(get(rt, "idle1")),
       perPass: {
         oneRunner: perPass(get(rt, "fast1")),
         oneRunnerMain: perPass(get(rt, "fast1"), true),
