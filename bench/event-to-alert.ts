@@ -15,6 +15,7 @@ import { Collector } from "../src/collector/collector.ts";
 import { AlertHost } from "../src/alerts/host.ts";
 import { KvAlertStore } from "../src/alerts/stores.ts";
 import { loadPlugins } from "../src/alerts/load.ts";
+import { BUILTIN_PLUGINS } from "../src/builtin-plugins.ts";
 import { openBucket } from "../src/nats/setup.ts";
 import { NatsPublisher } from "../src/nats/publisher.ts";
 import { stateKey } from "../src/nats/subjects.ts";
@@ -75,7 +76,7 @@ export async function benchEventToAlert(n = 50): Promise<EventToAlertResult> {
   const log = createLogger({ level: "info", write: () => {} });
   const config = collectorConfig(nats.url);
   config.alerts = { ...config.alerts, afterConsecutiveFailures: 3, groupWait: 0, maxPerMinute: 10_000, plugins: [["webhook", { url: receiver.url }]] };
-  const plugins = await loadPlugins(runtime, config);
+  const plugins = await loadPlugins(runtime, config, BUILTIN_PLUGINS);
   const collector = new Collector({ runtime, config, log, alerts: async (nc, names) => AlertHost.create(plugins, new KvAlertStore(await openBucket(nc, names.alertsBucket, true)), config, log) });
   const dir = await mkdtemp(join(tmpdir(), "rtr-bench-alert-"));
   const publisher = new NatsPublisher({ runtime, config: { servers: [nats.url], prefix: "rtr", name: "agents" }, stateDir: dir, log, mode: "daemon" });

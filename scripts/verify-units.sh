@@ -1,12 +1,11 @@
 #!/usr/bin/env bash
-# Checks the systemd units with `systemd-analyze verify`: the agent unit, the collector unit, and
-# the agent unit with the sudo drop-in (systemd/runner-token-refresh-sudo.conf) applied.
+# Checks the systemd units with `systemd-analyze verify`: the agent unit and the collector unit.
 #
 # Fails on any finding, except the two a build machine cannot satisfy and that say nothing about
 # the unit itself:
 #   - the ExecStart program missing ("<unit>: Command /usr/bin/node is not executable: No such
 #     file or directory"; only for the program this unit's ExecStart names);
-#   - the unit's User= not existing (runner, rtr-collector). systemd 252 does not check users;
+#   - the unit's User= not existing (rtr-collector). systemd 252 does not check users;
 #     the filter is there for versions that do.
 # Everything else is printed, and the script exits 1.
 #
@@ -30,12 +29,10 @@ tmp=$(mktemp -d)
 trap 'rm -rf "$tmp"' EXIT
 
 # Each check gets its own folder: systemd-analyze reads drop-ins (<unit>.d/*.conf) from the folder
-# of the unit it verifies, so the plain agent unit must not sit beside the sudo drop-in.
-mkdir -p "$tmp/agent" "$tmp/collector" "$tmp/sudo/runner-token-refresh.service.d"
+# of the unit it verifies.
+mkdir -p "$tmp/agent" "$tmp/collector"
 cp "$units_dir/runner-token-refresh.service" "$tmp/agent/"
 cp "$units_dir/runner-token-refresh-collector.service" "$tmp/collector/"
-cp "$units_dir/runner-token-refresh.service" "$tmp/sudo/"
-cp "$units_dir/runner-token-refresh-sudo.conf" "$tmp/sudo/runner-token-refresh.service.d/sudo.conf"
 
 escape() { printf '%s' "$1" | sed -e 's/[][\.*^$/+?(){}|]/\\&/g'; }
 
@@ -74,5 +71,4 @@ check() { # label unit-file
 
 check "agent" "$tmp/agent/runner-token-refresh.service"
 check "collector" "$tmp/collector/runner-token-refresh-collector.service"
-check "agent + sudo drop-in" "$tmp/sudo/runner-token-refresh.service"
 exit "$failed"

@@ -5,6 +5,7 @@
 import { createDenoRuntime } from "./runtime/deno.ts";
 import { createNodeRuntime } from "./runtime/node.ts";
 import { main } from "./cli/main.ts";
+import { BUILTIN_PLUGINS } from "./builtin-plugins.ts";
 
 const runtime = "Deno" in globalThis ? createDenoRuntime() : createNodeRuntime();
-runtime.exit(await main(runtime));
+runtime.exit(await main(runtime, runtime.argv, { plugins: BUILTIN_PLUGINS }));

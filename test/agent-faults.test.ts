@@ -566,7 +566,12 @@ test("faults - a runner dir this user cannot write fails with a message naming t
       // Root writes anywhere: run the agent as nobody, with the test's state dir open to it.
       await chmod(w.tmp, 0o777);
       await chmod(w.runner.dir, 0o755);
-      const agent = spawnAgent(["check"], { ...w.env, HOME: w.tmp }, { wrapper: ["setpriv", "--reuid=65534", "--regid=65534", "--clear-groups"] });
+      // An agent that is not root can only start config.sh as itself, which runAs must accept.
+      const config = await w.config(`runners:\n  - { dir: "${w.runner.dir}", scope: { org: acme }, name: runner-1, runAs: nobody }\n`);
+      await chmod(config, 0o644);
+      const env: Record<string, string> = { ...w.env, HOME: w.tmp };
+      delete env.RUNNER_DIR;
+      const agent = spawnAgent(["check", "--config", config], env, { wrapper: ["setpriv", "--reuid=65534", "--regid=65534", "--clear-groups"] });
       run = await agent.done;
     } else {
       await chmod(w.runner.dir, 0o555);

@@ -13,6 +13,7 @@ import { Collector } from "../src/collector/collector.ts";
 import { AlertHost } from "../src/alerts/host.ts";
 import { KvAlertStore } from "../src/alerts/stores.ts";
 import { loadPlugins } from "../src/alerts/load.ts";
+import { BUILTIN_PLUGINS } from "../src/builtin-plugins.ts";
 import { openBucket } from "../src/nats/setup.ts";
 import { collectorConfig } from "./helpers/collector.ts";
 
@@ -48,7 +49,7 @@ alerts:
   afterConsecutiveFailures: 3
   plugins:
     - [slack, { webhookUrl: { env: SLACK_WEBHOOK_URL } }]
-    - [email, { smtp: { host: 127.0.0.1, port: ${s.smtp.port}, secure: false, auth: { user: alerts, pass: { env: SMTP_PASS } } }, from: rtr@example.com, to: [ops@example.com] }]
+    - [email, { smtp: { host: 127.0.0.1, port: ${s.smtp.port}, secure: false, requireTLS: false, auth: { user: alerts, pass: { env: SMTP_PASS } } }, from: rtr@example.com, to: [ops@example.com] }]
     - [pagerduty, { routingKey: { env: PD_ROUTING_KEY }, url: "${s.pagerduty.url}" }]
     - [webhook, { url: "${s.webhook.url}", secret: { env: WEBHOOK_SECRET } }]`;
 }
@@ -132,7 +133,7 @@ runners:
 ${alertsYaml(s)}
 `);
   config.alerts = { ...config.alerts, plugins: [["slack", { webhookUrl: { env: "SLACK_WEBHOOK_URL" } }], ["pagerduty", { routingKey: { env: "PD_ROUTING_KEY" }, url: s.pagerduty.url }], ["webhook", { url: s.webhook.url }]] };
-  const plugins = await loadPlugins(runtime, config);
+  const plugins = await loadPlugins(runtime, config, BUILTIN_PLUGINS);
   const collector = new Collector({ runtime, config, log, alerts: async (nc, names) => AlertHost.create(plugins, new KvAlertStore(await openBucket(nc, names.alertsBucket, true)), config, log) });
   collector.start();
   try {

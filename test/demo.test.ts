@@ -3,6 +3,7 @@ import assert from "node:assert/strict";
 import { existsSync } from "node:fs";
 import { createNodeRuntime } from "../src/runtime/node.ts";
 import { runDemo } from "../src/demo/demo.ts";
+import { BUILTIN_PLUGINS } from "../src/builtin-plugins.ts";
 
 test("demo - shows a registration, refreshes, a failure streak with its alert and resolve, and a repaired deletion; then cleans up", async () => {
   const lines: string[] = [];
@@ -12,6 +13,7 @@ test("demo - shows a registration, refreshes, a failure streak with its alert an
     timeline: { tokenTtl: 24, threshold: 20, interval: 1, outageFrom: 8, outageTo: 14, deleteRunnerAt: 18, statusInterval: 3, stopAfter: 26 },
     print: (l) => lines.push(l),
     dashboardPort: 0,
+    plugins: BUILTIN_PLUGINS,
   });
   const out = lines.join("\n");
   assert.equal(code, 0);

@@ -1,13 +1,13 @@
 // Deployment files and docs, checked against the code that reads them: every example config loads
 // with the real loader (plugins included), the cron lines parse and use only flags the CLI knows,
-// the seed-style wrapper runs the CLI, the systemd units and the polkit rule say what the docs
+// the seed-style wrapper runs the CLI, the systemd units say what the docs
 // promise, the Grafana dashboard queries only the metrics of SPEC 11, and docs/configuration.md
 // names every key of the schema, every flag and every environment variable.
 import { test } from "node:test";
 import assert from "node:assert/strict";
 import { spawn, spawnSync } from "node:child_process";
 import { existsSync, statSync } from "node:fs";
-import { cp, mkdir, mkdtemp, readFile, readdir, rm, writeFile } from "node:fs/promises";
+import { cp, mkdir, mkdtemp, readFile, readdir, rm, stat, writeFile } from "node:fs/promises";
 import { tmpdir } from "node:os";
 import { delimiter, dirname, join } from "node:path";
 import process from "node:process";
@@ -18,6 +18,7 @@ import { FLAG_ENV, flagName, type CliFlags } from "../src/config/flags.ts";
 import { fileSchema, secretRef } from "../src/config/schema.ts";
 import { parseCommandLine } from "../src/cli/args.ts";
 import { loadPlugins } from "../src/alerts/load.ts";
+import { BUILTIN_PLUGINS } from "../src/builtin-plugins.ts";
 import { scopeKey } from "../src/shared/scope.ts";
 import { bundleOptions } from "../scripts/bundle-options.ts";
 
@@ -129,7 +130,7 @@ test("examples - every file under config/examples loads and validates with the r
       const usage = usageOf(name, staged.dir);
       const runtime = exampleRuntime(staged.dir);
       const config = await loadConfig(runtime, { ...usage.flags, config: staged.path }, usage);
-      const plugins = await loadPlugins(runtime, config).catch((err: Error) => assert.fail(`${name}: alert plugins: ${err.message}`));
+      const plugins = await loadPlugins(runtime, config, BUILTIN_PLUGINS).catch((err: Error) => assert.fail(`${name}: alert plugins: ${err.message}`));
       assert.equal(plugins.length, config.alerts.plugins.length, `${name}: every plugin loaded`);
 
       switch (name) {
@@ -279,13 +280,13 @@ function simulate(periodSeconds: number, splay: number, threshold: number): { mi
   return { minLeft, maxGap, mintsPerHour: mints / 48 };
 }
 
-test("examples - the cron file's lines parse: 5 time fields, the runner user, a check of runner-token-refresh", async () => {
+test("examples - the cron file's lines parse: 5 time fields, root (never the runner's user), a check of runner-token-refresh", async () => {
   const entries = cronEntries(await read(CRON_FILE));
   assert.ok(entries.some((e) => e.active), "at least one active line");
   const byPeriod = new Map<number, CronEntry[]>();
   for (const e of entries) {
     assert.equal(e.fields.length, 5, e.line);
-    assert.equal(e.user, "runner", `runs as runner: ${e.line}`);
+    assert.equal(e.user, "root", `runs as root, not as the runner's user: ${e.line}`);
     assert.match(e.argv[0], /(^|\/)runner-token-refresh$/, `runs runner-token-refresh: ${e.line}`);
     assert.ok(e.argv.includes("check") || e.argv.includes("--check-and-refresh"), `a check pass: ${e.line}`);
     const parsed = parseCommandLine(e.argv.slice(1));
@@ -396,7 +397,7 @@ test("wrapper - scripts/runner-token-refresh.sh runs the CLI: --version, and --c
 });
 
 // ---------------------------------------------------------------------------------------------
-// systemd, polkit, sudo
+// systemd
 
 interface UnitFile {
   /** Last value of each directive (what systemd applies for single-valued ones). */
@@ -436,15 +437,14 @@ function inForce(unit: UnitFile, key: string): boolean {
   return !/^(no|false|0|off)$/i.test(after[after.length - 1]);
 }
 
-test("deploy - the systemd units carry the promised settings, and the sudo drop-in really turns no_new_privs off", async () => {
+test("deploy - the systemd units carry the promised settings; the agent is root with four capabilities, not the runner's user", async () => {
   const agentText = await read(join(ROOT, "systemd/runner-token-refresh.service"));
   const collectorText = await read(join(ROOT, "systemd/runner-token-refresh-collector.service"));
-  const sudoText = await read(join(ROOT, "systemd/runner-token-refresh-sudo.conf"));
   const agent = parseUnit(agentText);
   const collector = parseUnit(collectorText);
-  for (const [name, unit, user, envFile, execStart] of [
-    ["agent", agent, "runner", "-/etc/runner-token-refresh/env", "/usr/bin/node /usr/local/lib/runner-token-refresh/runner-token-refresh.mjs daemon"],
-    ["collector", collector, "rtr-collector", "-/etc/runner-token-refresh/collector.env", "/usr/bin/node /usr/local/lib/runner-token-refresh/runner-token-refresh.mjs collector"],
+  for (const [name, unit, user, envFile, execStart, caps] of [
+    ["agent", agent, "root", "-/etc/runner-token-refresh/env", "/usr/bin/node /usr/local/lib/runner-token-refresh/runner-token-refresh.mjs daemon", "CAP_SETUID CAP_SETGID CAP_DAC_OVERRIDE CAP_FOWNER"],
+    ["collector", collector, "rtr-collector", "-/etc/runner-token-refresh/collector.env", "/usr/bin/node /usr/local/lib/runner-token-refresh/runner-token-refresh.mjs collector", ""],
   ] as const) {
     const want: Record<string, string> = {
       User: user,
@@ -457,13 +457,17 @@ test("deploy - the systemd units carry the promised settings, and the sudo drop-
       ProtectSystem: "strict",
       PrivateTmp: "yes",
       KillSignal: "SIGTERM",
-      CapabilityBoundingSet: "",
+      CapabilityBoundingSet: caps,
+      AmbientCapabilities: "",
       SystemCallArchitectures: "native",
     };
     for (const [key, value] of Object.entries(want)) assert.equal(unit.last.get(key), value, `${name}: ${key}=${value}`);
     assert.ok(unit.last.get("StateDirectory"), `${name}: StateDirectory=`);
     assert.ok(!inForce(unit, "MemoryDenyWriteExecute"), `${name}: no MemoryDenyWriteExecute (V8's JIT)`);
   }
+  // SPEC 15: the state dir is the agent's alone; nothing it creates is readable by others by default.
+  assert.equal(agent.last.get("StateDirectoryMode"), "0750");
+  assert.equal(agent.last.get("UMask"), "0077");
   assert.equal(agent.last.get("StateDirectory"), "runner-token-refresh");
   assert.equal(agent.last.get("ProtectHome"), "read-only");
   assert.match(agent.last.get("ReadWritePaths") ?? "", /\/home\/runner\/actions-runner/);
@@ -473,34 +477,21 @@ test("deploy - the systemd units carry the promised settings, and the sudo drop-
   const stop = Number(/^(\d+)s$/.exec(agent.last.get("TimeoutStopSec") ?? "")?.[1]);
   assert.ok(stop >= 300 + 60, `TimeoutStopSec (${stop}s) covers configureTimeout + a service start`);
   assert.equal(fileSchema.parse({}).refresh.configureTimeout, 300, "the default configureTimeout the unit's TimeoutStopSec was sized for");
-
-  // The drop-in, applied on top of the agent unit: nothing that implies no_new_privs stays on.
-  const combined = parseUnit(`${agentText}\n${sudoText}`);
-  assert.equal(combined.last.get("NoNewPrivileges"), "no");
-  for (const key of IMPLIES_NO_NEW_PRIVILEGES) assert.ok(!inForce(combined, key), `the sudo drop-in turns ${key} off (it would force no_new_privs back on)`);
-  assert.match(sudoText, /#[^\n]*setuid/i, "the drop-in says why");
+  // Root needs neither polkit nor sudo: both are gone, and no doc tells anyone to install them.
+  for (const gone of ["systemd/50-runner-token-refresh.rules", "systemd/runner-token-refresh-sudo.conf"]) {
+    assert.equal(await stat(join(ROOT, gone)).catch(() => null), null, `${gone} is not shipped`);
+  }
+  for (const doc of ["docs/install.md", "docs/security.md", "README.md"]) {
+    assert.doesNotMatch(await read(join(ROOT, doc)), /50-runner-token-refresh\.rules|runner-token-refresh-sudo\.conf/, `${doc} does not install polkit or sudo files`);
+  }
 });
 
-test("deploy - the polkit rule lets runner start, stop and restart actions.runner.* units and nothing else", async () => {
-  const source = await read(join(ROOT, "systemd/50-runner-token-refresh.rules"));
-  const Result = { YES: "yes", NO: "no", NOT_HANDLED: "not_handled" } as const;
-  const rules: ((action: unknown, subject: unknown) => string)[] = [];
-  new Function("polkit", source)({ Result, addRule: (f: (a: unknown, s: unknown) => string) => rules.push(f) });
-  assert.equal(rules.length, 1, "one rule");
-  const decide = (id: string, unit: string | undefined, verb: string | undefined, user = "runner") =>
-    rules[0]({ id, lookup: (k: string) => (k === "unit" ? unit : k === "verb" ? verb : undefined) }, { user, local: false, active: false });
-  const manage = "org.freedesktop.systemd1.manage-units";
-  const unit = "actions.runner.acme.ci-01.service";
-  for (const verb of ["start", "stop", "restart"]) assert.equal(decide(manage, unit, verb), Result.YES, verb);
-  assert.equal(decide(manage, "actions.runner.acme-widgets.ci-01-widgets.service", "start"), Result.YES, "repository runner");
-  assert.equal(decide(manage, unit, "reload"), Result.NOT_HANDLED, "no other verb");
-  assert.equal(decide(manage, unit, undefined), Result.NOT_HANDLED, "no verb");
-  assert.equal(decide(manage, "sshd.service", "stop"), Result.NOT_HANDLED, "no other unit");
-  assert.equal(decide(manage, "actions.runner.x.service.d/../../sshd.service", "stop"), Result.NOT_HANDLED, "no path tricks");
-  assert.equal(decide(manage, "runner-token-refresh.service", "restart"), Result.NOT_HANDLED);
-  assert.equal(decide(manage, undefined, "start"), Result.NOT_HANDLED, "no unit");
-  assert.equal(decide(manage, unit, "start", "nobody"), Result.NOT_HANDLED, "no other user");
-  assert.equal(decide("org.freedesktop.systemd1.manage-unit-files", unit, "start"), Result.NOT_HANDLED, "no other action (enable, disable)");
+test("deploy - systemd-analyze security rates the agent unit as the docs say", () => {
+  assert.ok(commandExists("systemd-analyze"), "systemd-analyze is needed: apt-get install systemd");
+  const r = spawnSync("systemd-analyze", ["security", "--offline=yes", join(ROOT, "systemd/runner-token-refresh.service")], { encoding: "utf8" });
+  const score = Number(/Overall exposure level for runner-token-refresh\.service: ([\d.]+)/.exec(r.stdout + r.stderr)?.[1]);
+  assert.ok(score > 0, r.stdout + r.stderr);
+  assert.ok(score <= 2.6, `exposure ${score}: keep the sandbox at least as tight as documented (2.6)`);
 });
 
 test("deploy - token-refresh.env.example documents every environment variable of SPEC 3", async () => {
@@ -521,7 +512,6 @@ test("deploy - scripts/verify-units.sh passes, and fails on anything but a missi
   assert.equal(ok.status, 0, `verify-units.sh: ${ok.stdout}${ok.stderr}`);
   assert.match(ok.stdout, /^ok {3}agent \(/m);
   assert.match(ok.stdout, /^ok {3}collector \(/m);
-  assert.match(ok.stdout, /^ok {3}agent \+ sudo drop-in \(/m);
 
   const dir = await mkdtemp(join(tmpdir(), "rtr-units-"));
   try {

@@ -163,7 +163,7 @@ test("fleet - killing the leader collector hands polling to the other", async ()
   github.addRunner({ name: "r-1", scope: "org:acme" });
   const tmp = await mkdtemp(join(tmpdir(), "rtr-fleet-"));
   const config = join(tmp, "collector.yaml");
-  await writeFile(config, `github: { apiUrl: "${github.url}" }\nnats: { servers: [${nats.url}] }\nfleet: { scopes: [{ org: acme }], pollInterval: 1 }\n`);
+  await writeFile(config, `github: { apiUrl: "${github.url}" }\nnats: { servers: [${nats.url}] }\nfleet: { scopes: [{ org: acme, hosts: ["*"] }], pollInterval: 1 }\n`);
   const { spawnAgent } = await import("./helpers/agent.ts");
   const env = { GITHUB_TOKEN: github.pat, STATE_DIR: join(tmp, "state") };
   const collectors = [spawnAgent(["collector", "--config", config, "--listen", "127.0.0.1:0"], env), spawnAgent(["collector", "--config", config, "--listen", "127.0.0.1:0"], env)];

@@ -5,6 +5,7 @@
 import process from "node:process";
 import { createNodeRuntime } from "../../src/runtime/node.ts";
 import { main } from "../../src/cli/main.ts";
+import { BUILTIN_PLUGINS } from "../../src/builtin-plugins.ts";
 
 const configs = process.argv.slice(2);
 const env = JSON.parse(process.env.POOL_ENV ?? "{}") as Record<string, string>;
@@ -27,7 +28,7 @@ const runs = configs.map((config, i) => {
       return () => {};
     },
   };
-  return main(runtime, argv);
+  return main(runtime, argv, { plugins: BUILTIN_PLUGINS });
 });
 
 process.on("SIGTERM", () => {

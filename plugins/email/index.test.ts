@@ -2,7 +2,7 @@ import { test, after, before } from "node:test";
 import assert from "node:assert/strict";
 import { execFileSync } from "node:child_process";
 import { mkdtemp, readFile, rm, writeFile } from "node:fs/promises";
-import { createServer } from "node:net";
+import { connect, createServer } from "node:net";
 import type { AddressInfo, Server, Socket } from "node:net";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
@@ -119,7 +119,11 @@ test("email plugin - subjects name state, rule, host and runner; group, more and
   const n = sampleNotification();
   assert.equal(emailSubject(n), "[runner-token-refresh] FIRING refresh_failures ci-01/runner-1");
   assert.equal(emailSubject({ ...n, status: "resolved" }, "[ci]"), "[ci] RESOLVED refresh_failures ci-01/runner-1");
-  assert.equal(emailSubject({ ...n, test: true, runner: null }), "[runner-token-refresh] TEST FIRING refresh_failures ci-01");
+  assert.equal(emailSubject({ ...n, test: true, runner: null }), "[runner-token-refresh] TEST FIRING refresh_failures ci-01/org:acme", "no runner: the scope");
+  assert.equal(emailSubject({ ...n, test: true, runner: null, scope: null }), "[runner-token-refresh] TEST FIRING refresh_failures ci-01");
+  const scopeAlert = { ...n, runner: null, key: "refresh_failures/ci-01/org:acme", details: { runners: ["runner-1", "runner-2"] } };
+  assert.equal(emailSubject(scopeAlert), "[runner-token-refresh] FIRING refresh_failures ci-01/org:acme (runner-1, runner-2)");
+  assert.match(emailText(scopeAlert), /^\[FIRING\] refresh_failures on ci-01\/org:acme \(runners runner-1, runner-2\): .*\n[\s\S]*Runners:  runner-1, runner-2\n/);
   assert.equal(emailSubject({ ...n, reminder: true }), "[runner-token-refresh] FIRING (reminder) refresh_failures ci-01/runner-1");
   assert.equal(emailSubject({ ...n, more: 4 }), "[runner-token-refresh] FIRING 4 more alerts");
   const group = [n, { ...n, runner: "runner-2" }];
@@ -136,7 +140,8 @@ test("email plugin - subjects name state, rule, host and runner; group, more and
 });
 
 test("email plugin - authenticates with user and password from a secret", async () => {
-  const { instance } = await instantiate(email, base(authed.port, { smtp: { host: "127.0.0.1", port: authed.port, auth: { user: USER, pass: { env: "SMTP_PASS" } } } }), { SMTP_PASS: PASS });
+  // requireTLS: false: this test server takes AUTH in clear (the opt-out; the default needs STARTTLS).
+  const { instance } = await instantiate(email, base(authed.port, { smtp: { host: "127.0.0.1", port: authed.port, requireTLS: false, auth: { user: USER, pass: { env: "SMTP_PASS" } } } }), { SMTP_PASS: PASS });
   await instance.send(sampleNotification(), signal());
   await instance.close?.();
   assert.equal(authed.messages.length, 1);
@@ -144,7 +149,7 @@ test("email plugin - authenticates with user and password from a secret", async 
 
 test("email plugin - 535 authentication failed is permanent and never shows the password", async () => {
   const wrong = "Wr0ng-pa55word-value";
-  const { instance } = await instantiate(email, base(authed.port, { smtp: { host: "127.0.0.1", port: authed.port, auth: { user: USER, pass: wrong } } }));
+  const { instance } = await instantiate(email, base(authed.port, { smtp: { host: "127.0.0.1", port: authed.port, requireTLS: false, auth: { user: USER, pass: wrong } } }));
   await expectDeliveryError(instance.send(sampleNotification(), signal()), { retryable: false, message: /535.*check smtp\.auth/ }, [wrong, PASS, btoa(wrong), btoa(`\u0000${USER}\u0000${wrong}`)]);
   await instance.close?.();
 });
@@ -278,6 +283,71 @@ test("email plugin - requireTLS against a server without STARTTLS is refused, an
   } finally {
     await noTls.close();
   }
+});
+
+/** A TCP relay in front of `port` that records every byte the client sends (what crossed the wire). */
+async function wiretap(port: number): Promise<{ port: number; sent(): string; close(): Promise<void> }> {
+  const chunks: Buffer[] = [];
+  const sockets = new Set<Socket>();
+  const srv: Server = createServer((client) => {
+    const upstream = connect(port, "127.0.0.1");
+    for (const s of [client, upstream]) {
+      sockets.add(s);
+      s.on("error", () => {});
+    }
+    client.on("data", (d: Buffer) => chunks.push(d));
+    client.pipe(upstream).pipe(client);
+  });
+  await new Promise<void>((resolve) => srv.listen(0, "127.0.0.1", () => resolve()));
+  return {
+    port: (srv.address() as AddressInfo).port,
+    sent: () => Buffer.concat(chunks).toString("latin1"),
+    close: async () => {
+      for (const s of sockets) s.destroy();
+      await new Promise<void>((resolve) => srv.close(() => resolve()));
+    },
+  };
+}
+
+test("email plugin - with auth and no TLS, STARTTLS is required by default: the password never crosses in clear, and the error names requireTLS: false", async () => {
+  let auths = 0;
+  const noTls = await startSmtp({ disabledCommands: ["STARTTLS"], authOptional: false, onAuth: (_a, _s, cb) => void (auths++, cb(null, { user: USER })) });
+  const tap = await wiretap(noTls.port);
+  try {
+    const options = base(tap.port, { smtp: { host: "127.0.0.1", port: tap.port, auth: { user: USER, pass: PASS } } });
+    assert.equal((await email.parseOptions(options, secretHelpers())).smtp.requireTLS, true, "the default with auth and secure: false");
+    const { instance } = await instantiate(email, options);
+    const err = await expectDeliveryError(instance.send(sampleNotification(), signal()), { retryable: false, message: /does not offer STARTTLS.*smtp\.requireTLS: false/ }, [PASS]);
+    assert.match(err.message, /neither the password nor the mail was sent/);
+    await instance.close?.();
+    const wire = tap.sent();
+    assert.match(wire, /^EHLO /m, "the session got as far as EHLO");
+    assert.doesNotMatch(wire, /^AUTH /im, "no AUTH command was sent");
+    for (const form of [PASS, btoa(PASS), btoa(`\u0000${USER}\u0000${PASS}`)]) assert.ok(!wire.includes(form), "no form of the password on the wire");
+    assert.equal(auths, 0);
+    assert.equal(noTls.messages.length, 0);
+
+    // The opt-out is explicit, and then does what it says.
+    const optOut = await instantiate(email, base(tap.port, { smtp: { host: "127.0.0.1", port: tap.port, requireTLS: false, auth: { user: USER, pass: PASS } } }));
+    await optOut.instance.send(sampleNotification(), signal());
+    await optOut.instance.close?.();
+    assert.equal(auths, 1);
+    assert.equal(noTls.messages.length, 1);
+  } finally {
+    await tap.close();
+    await noTls.close();
+  }
+});
+
+test("email plugin - options: requireTLS defaults to true only for auth without implicit TLS", async () => {
+  const h = secretHelpers();
+  const parse = (smtp: Record<string, unknown>) => email.parseOptions({ smtp: { host: "h", ...smtp }, from: "a@b", to: ["c@d"] }, h);
+  const auth = { user: USER, pass: PASS };
+  assert.equal((await parse({ auth })).smtp.requireTLS, true);
+  assert.equal((await parse({ auth, secure: true })).smtp.requireTLS, false, "implicit TLS needs no STARTTLS");
+  assert.equal((await parse({ auth, requireTLS: false })).smtp.requireTLS, false, "the explicit opt-out");
+  assert.equal((await parse({})).smtp.requireTLS, false, "no password, nothing to protect");
+  assert.equal((await parse({ requireTLS: true })).smtp.requireTLS, true);
 });
 
 test("email plugin - options: defaults, ports and nested paths", async () => {

@@ -3,10 +3,12 @@
  * a text and an HTML body (HTML-escaped). Short timeouts: nodemailer's defaults wait minutes. The
  * host's AbortSignal is handed to nodemailer, which drops the connection when it fires.
  * Connection failures, timeouts and 4xx replies are retryable; 5xx replies (550 recipient refused,
- * 535 authentication failed) and configuration errors are not. The password never reaches a message.
+ * 535 authentication failed) and configuration errors are not. The password never reaches a message,
+ * nor the wire in clear: with `auth` and no implicit TLS, STARTTLS is required unless
+ * `requireTLS: false` opts out.
  */
 import { createTransport } from "nodemailer";
-import { AlertDeliveryError, definePlugin, headline, Options, PluginOptionsError, statusWord } from "../../src/alerts/sdk.ts";
+import { affectedRunners, AlertDeliveryError, alertTarget, definePlugin, headline, nameList, Options, PluginOptionsError, statusWord, targetWithRunners } from "../../src/alerts/sdk.ts";
 import type { Notification, OptionsHelpers } from "../../src/alerts/sdk.ts";
 
 export const DEFAULT_SUBJECT_PREFIX = "[runner-token-refresh]";
@@ -36,12 +38,15 @@ export default definePlugin<EmailOptions>({
     const s = o.object("smtp")!;
     const host = s.string("host");
     const secure = s.boolean("secure", false);
-    const smtp: EmailOptions["smtp"] = { host, port: s.number("port", { default: secure ? 465 : 587, min: 1, max: 65535, integer: true }), secure, requireTLS: s.boolean("requireTLS", false) };
+    const smtp: EmailOptions["smtp"] = { host, port: s.number("port", { default: secure ? 465 : 587, min: 1, max: 65535, integer: true }), secure, requireTLS: false };
     const a = s.object("auth", { optional: true });
     if (a) {
       smtp.auth = { user: a.string("user"), pass: await secret(a.raw("pass"), "smtp.auth.pass", helpers) };
       a.done();
     }
+    // A password must not cross the wire in clear: with auth on a connection that does not start
+    // with TLS, STARTTLS is required unless `requireTLS: false` says a plain session is meant.
+    smtp.requireTLS = s.boolean("requireTLS", smtp.auth !== undefined && !secure);
     const t = s.object("tls", { optional: true });
     if (t) {
       smtp.tls = {};
@@ -81,6 +86,7 @@ export default definePlugin<EmailOptions>({
     });
     const where = `SMTP server ${smtp.host}:${smtp.port}`;
     const secrets = smtp.auth ? passwordForms(smtp.auth) : [];
+    const tlsRequired = smtp.requireTLS && !smtp.secure;
     return {
       async send(n, signal) {
         try {
@@ -89,7 +95,7 @@ export default definePlugin<EmailOptions>({
           const rejected = (info.rejected ?? []).map(String);
           if (rejected.length) ctx.log.warn(`email: ${where} refused ${rejected.length} of ${options.to.length} recipients`, { rejected });
         } catch (err) {
-          throw deliveryError(err, signal, where, secrets);
+          throw deliveryError(err, signal, where, secrets, tlsRequired);
         }
       },
       async close() {
@@ -99,15 +105,20 @@ export default definePlugin<EmailOptions>({
   },
 });
 
-const where = (n: Notification) => (n.runner ? `${n.host}/${n.runner}` : n.host);
+const where = alertTarget;
+/** A scope alert's runners (a runner alert names its own runner already). */
+const scopeRunners = (n: Notification) => (n.runner ? [] : affectedRunners(n));
 
-/** `<prefix> FIRING refresh_failures ci-01/runner-1`: state, rule, host and runner. */
+/**
+ * `<prefix> FIRING refresh_failures ci-01/runner-1`: state, rule, host and runner; for a scope
+ * alert `ci-01/org:acme (runner-1, runner-2)`.
+ */
 export function emailSubject(n: Notification, prefix = DEFAULT_SUBJECT_PREFIX): string {
   const state = `${statusWord(n)}${n.reminder ? " (reminder)" : ""}`;
   let what: string;
   if (n.more) what = `${n.more} more alerts`;
   else if (n.group?.length) what = `${n.rule} ${n.group.length} alerts: ${n.group.map(where).join(", ")}`;
-  else what = `${n.rule} ${where(n)}`;
+  else what = `${n.rule} ${where(n)}${scopeRunners(n).length ? ` (${nameList(scopeRunners(n))})` : ""}`;
   const subject = `${prefix} ${state} ${what}`.replace(/[\r\n]+/g, " ");
   return subject.length > 200 ? `${subject.slice(0, 199)}…` : subject;
 }
@@ -115,7 +126,9 @@ export function emailSubject(n: Notification, prefix = DEFAULT_SUBJECT_PREFIX): 
 function facts(n: Notification): [string, string][] {
   const s = n.scope;
   const scope = s ? [s.enterprise && `enterprise ${s.enterprise}`, s.org && `org ${s.org}`, s.repo && `repo ${s.repo}`].filter(Boolean).join(", ") : "";
-  const rows: [string, string][] = [["Rule", n.rule], ["Host", n.host], ["Runner", n.runner ?? "—"], ["Scope", scope || "—"], ["Severity", n.severity], ["Started", n.startsAt]];
+  const runners = scopeRunners(n);
+  const runnerRow: [string, string] = runners.length ? ["Runners", runners.join(", ")] : ["Runner", n.runner ?? "—"];
+  const rows: [string, string][] = [["Rule", n.rule], ["Host", n.host], runnerRow, ["Scope", scope || "—"], ["Severity", n.severity], ["Started", n.startsAt]];
   if (n.endsAt) rows.push(["Ended", n.endsAt]);
   rows.push(["Key", n.key]);
   return rows;
@@ -128,7 +141,7 @@ export function emailText(n: Notification): string {
   for (const [k, v] of facts(n)) lines.push(`${`${k}:`.padEnd(10)}${v}`);
   const details = Object.entries(n.details ?? {});
   if (details.length) lines.push("", "Details:", ...details.map(([k, v]) => `  ${k}: ${show(v)}`));
-  if (n.group?.length) lines.push("", `Alerts in this group (${n.group.length}):`, ...n.group.map((g) => `  - ${where(g)}: ${g.summary}`));
+  if (n.group?.length) lines.push("", `Alerts in this group (${n.group.length}):`, ...n.group.map((g) => `  - ${targetWithRunners(g)}: ${g.summary}`));
   lines.push("", "-- ", `runner-token-refresh${n.test ? " (test notification: not a real alert)" : ""}`);
   return lines.join("\n") + "\n";
 }
@@ -142,7 +155,7 @@ export function emailHtml(n: Notification): string {
     `<h2 style="color:${color}">${e(headline(n))}</h2>`,
     `<table cellpadding="4">${rows.join("")}</table>`,
     details.length ? `<h3>Details</h3><table cellpadding="4">${details.map(([k, v]) => `<tr><th align="left">${e(k)}</th><td><code>${e(show(v))}</code></td></tr>`).join("")}</table>` : "",
-    n.group?.length ? `<h3>Alerts in this group (${n.group.length})</h3><ul>${n.group.map((g) => `<li>${e(where(g))}: ${e(g.summary)}</li>`).join("")}</ul>` : "",
+    n.group?.length ? `<h3>Alerts in this group (${n.group.length})</h3><ul>${n.group.map((g) => `<li>${e(targetWithRunners(g))}: ${e(g.summary)}</li>`).join("")}</ul>` : "",
     `<p style="color:#667085">runner-token-refresh${n.test ? " (test notification: not a real alert)" : ""}</p>`,
   ];
   return `<!doctype html><html><body>${parts.filter(Boolean).join("\n")}</body></html>\n`;
@@ -156,10 +169,18 @@ export function escapeHtml(s: string): string {
 const PERMANENT_CODES = new Set(["EAUTH", "ENOAUTH", "ECONFIG", "EENVELOPE", "EREQUIRETLS", "EOAUTH2", "EMAXRECIPIENTS"]);
 const TLS_TRUST = /CERT|SELF_SIGNED|UNABLE_TO_|ALTNAME|HOSTNAME/;
 
-function deliveryError(err: unknown, signal: AbortSignal, where: string, secrets: string[]): AlertDeliveryError {
+function deliveryError(err: unknown, signal: AbortSignal, where: string, secrets: string[], tlsRequired: boolean): AlertDeliveryError {
   const e = (err ?? {}) as { code?: string; originalCode?: string; responseCode?: number; response?: string; command?: string; message?: string; cause?: { code?: string } };
   const scrub = (s: string) => secrets.reduce((acc, x) => acc.split(x).join("<redacted>"), s).replace(/\s+/g, " ").slice(0, 300);
   if (signal.aborted || e.code === "EABORT") return new AlertDeliveryError(`${where} did not finish before the deadline (aborted)`, { retryable: true, cause: err });
+  // The server refused STARTTLS (or has none): nodemailer stopped before AUTH, so say why and how to choose.
+  if (tlsRequired && e.command === "STARTTLS" && !TLS_TRUST.test(`${e.originalCode ?? e.cause?.code ?? ""} ${e.message ?? ""}`.toUpperCase())) {
+    const said = scrub(e.response ?? e.message ?? "");
+    return new AlertDeliveryError(
+      `${where} does not offer STARTTLS (${said}), so neither the password nor the mail was sent: smtp.requireTLS is on (the default with smtp.auth unless smtp.secure); use smtp.secure: true (port 465) or a server with STARTTLS, or set smtp.requireTLS: false to send the password in clear`,
+      { retryable: false, cause: err },
+    );
+  }
   if (typeof e.responseCode === "number") {
     const code = e.responseCode;
     // RFC 5321: 4yz is transient, 5yz permanent, except 503 (bad sequence: a new session may work).

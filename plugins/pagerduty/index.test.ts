@@ -71,6 +71,20 @@ test("pagerduty plugin - severity maps from the notification unless overridden; 
   assert.equal("group" in bare.payload, false);
 });
 
+test("pagerduty plugin - a scope alert's component is the scope, and its summary and custom_details name the runners", async () => {
+  const base: PagerDutyOptions = { routingKey: KEY, url: DEFAULT_URL };
+  const n = sampleNotification({ runner: null, key: "refresh_failures/ci-01/org:acme", details: { runners: ["runner-1", "runner-2"], failures: 3 } });
+  const e = (await pagerDutyEvent(n, base)) as { payload: { component: string; summary: string; custom_details: Record<string, unknown> } };
+  assert.equal(e.payload.component, "org:acme");
+  assert.match(e.payload.summary, /^\[FIRING\] refresh_failures on ci-01\/org:acme \(runners runner-1, runner-2\): /);
+  assert.deepEqual(e.payload.custom_details.runners, ["runner-1", "runner-2"]);
+  const own = (await pagerDutyEvent(n, { ...base, component: "ci-fleet" })) as { payload: { component: string } };
+  assert.equal(own.payload.component, "ci-fleet", "the component option still wins");
+  // Details too big for PagerDuty are cut; the runners stay.
+  const huge = (await pagerDutyEvent({ ...n, details: { ...n.details, blob: "x".repeat(600 * 1024) } }, base)) as { payload: { custom_details: Record<string, unknown> } };
+  assert.deepEqual(huge.payload.custom_details.runners, ["runner-1", "runner-2"]);
+});
+
 test("pagerduty plugin - a test notification uses a test/ dedup_key and says TEST", async () => {
   const { instance } = await instantiate(pagerduty, opts());
   await instance.send(sampleNotification({ test: true }), signal());

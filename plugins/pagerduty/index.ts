@@ -4,7 +4,7 @@
  * `message` and `errors` are quoted); 408, 429 (Retry-After), 5xx and network errors are retryable.
  * The routing key is a secret: no message names it.
  */
-import { AlertDeliveryError, definePlugin, headline, Options, PluginOptionsError, retryAfterSeconds } from "../../src/alerts/sdk.ts";
+import { affectedRunners, AlertDeliveryError, definePlugin, headline, Options, PluginOptionsError, retryAfterSeconds, scopeName } from "../../src/alerts/sdk.ts";
 import type { Notification, OptionsHelpers, Severity } from "../../src/alerts/sdk.ts";
 
 export const DEFAULT_URL = "https://events.pagerduty.com/v2/enqueue";
@@ -18,7 +18,7 @@ export interface PagerDutyOptions {
   url: string;
   /** Overrides the notification's severity for every event. */
   severity?: Severity;
-  /** `payload.component`; the runner name when not set. */
+  /** `payload.component`; when not set, the runner, or the scope (`org:acme`) for a scope alert. */
   component?: string;
   /** `payload.group`; the alert's scope (`org/acme`) when not set. */
   group?: string;
@@ -82,12 +82,14 @@ export async function pagerDutyEvent(n: Notification, options: PagerDutyOptions)
     severity: options.severity ?? (SEVERITIES.includes(n.severity) ? n.severity : "error"),
     timestamp: n.startsAt,
   };
-  const component = options.component ?? n.runner ?? undefined;
+  const component = options.component ?? n.runner ?? scopeName(n.scope) ?? undefined;
   const group = options.group ?? scopeLabel(n);
   if (component) payload.component = component;
   if (group) payload.group = group;
   payload.class = options.class ?? n.rule;
   const fixed: Record<string, unknown> = { rule: n.rule, key: n.key, scope: n.scope };
+  // A scope alert's runners stay in custom_details even when oversized details are cut.
+  if (!n.runner && affectedRunners(n).length) fixed.runners = affectedRunners(n);
   if (n.reminder) fixed.reminder = true;
   if (n.test) fixed.test = true;
   payload.custom_details = { ...fixed, ...withoutKeys(n.details ?? {}, fixed) };

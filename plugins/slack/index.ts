@@ -4,7 +4,7 @@
  * retryable; 400 invalid_payload, 403, 404, 410 (no_service, channel_is_archived) and other 4xx are
  * configuration errors. The webhook URL is a secret: no message names it.
  */
-import { AlertDeliveryError, definePlugin, headline, Options, PluginOptionsError, statusWord, retryAfterSeconds } from "../../src/alerts/sdk.ts";
+import { affectedRunners, AlertDeliveryError, alertTarget, definePlugin, headline, nameList, Options, PluginOptionsError, statusWord, retryAfterSeconds, targetWithRunners } from "../../src/alerts/sdk.ts";
 import type { Notification, OptionsHelpers } from "../../src/alerts/sdk.ts";
 
 export interface SlackOptions {
@@ -72,15 +72,17 @@ export function slackMessage(n: Notification, options: Omit<SlackOptions, "webho
 }
 
 export function slackBlocks(n: Notification): Block[] {
-  const where = (x: Notification) => (x.runner ? `${x.host}/${x.runner}` : x.host);
+  const where = alertTarget;
   const title = n.more ? `${n.more} more alerts` : n.group?.length ? `${n.group.length} × ${n.rule}` : `${n.rule} on ${where(n)}`;
+  // A scope alert names the runners it affects where a runner alert names its runner.
+  const scopeRunners = n.runner ? [] : affectedRunners(n);
   const blocks: Block[] = [
     { type: "header", text: { type: "plain_text", text: clip(`${statusWord(n)}${n.reminder ? " (reminder)" : ""}: ${title}`, LIMITS.headerText), emoji: false } },
   ];
   const fields: [string, string][] = [
     ["Rule", n.rule],
     ["Host", n.host],
-    ["Runner", n.runner ?? "—"],
+    scopeRunners.length ? ["Runners", nameList(scopeRunners, 50)] : ["Runner", n.runner ?? "—"],
     ["Scope", scopeText(n)],
     ["Severity", n.severity],
     ["Started", n.startsAt],
@@ -97,7 +99,7 @@ export function slackBlocks(n: Notification): Block[] {
     blocks.push({ type: "section", text: { type: "mrkdwn", text: "```" + clip(escape(lines), LIMITS.sectionText - 6) + "```" } });
   }
   const footer = `key ${n.key}${n.test ? " · test notification, not a real alert" : ""}`;
-  const members = (n.group ?? []).map((g) => `• ${escape(where(g))}: ${escape(g.summary)}`);
+  const members = (n.group ?? []).map((g) => `• ${escape(targetWithRunners(g))}: ${escape(g.summary)}`);
   // One section per ~3000 characters of members, within 50 blocks: room is kept for two context lines.
   const maxSections = LIMITS.blocks - blocks.length - 2;
   let shown = 0;

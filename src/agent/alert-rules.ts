@@ -7,6 +7,8 @@ import { scopeKey, type Scope } from "../shared/scope.ts";
 import type { MetricsDocument } from "../shared/types.ts";
 import type { AlertCondition } from "../alerts/engine.ts";
 import type { AgentContext } from "./context.ts";
+import { hygieneConditions } from "../hygiene/alerts.ts";
+import { poolConditions } from "../pool/alerts.ts";
 
 export async function agentConditions(ctx: AgentContext, metrics: MetricsDocument): Promise<AlertCondition[]> {
   const threshold = ctx.config.alerts.afterConsecutiveFailures;
@@ -28,7 +30,8 @@ export async function agentConditions(ctx: AgentContext, metrics: MetricsDocumen
       scope,
       severity: "error",
       summary: `registration token refresh for ${key} failed ${failures} time${failures > 1 ? "s" : ""} in a row: ${memory.lastError ?? "see the agent log"}`,
-      details: { consecutive_failures: failures, last_error: memory.lastError, failed_refreshes: memory.failedRefreshes },
+      // One alert for the scope, so it names the runners it stands for (SPEC 10).
+      details: { runners: ctx.config.runners.filter((r) => scopeKey(r.scope) === key).map((r) => r.name), consecutive_failures: failures, last_error: memory.lastError, failed_refreshes: memory.failedRefreshes },
       state: failures >= threshold ? "firing" : "pending",
     });
   }
@@ -64,5 +67,8 @@ export async function agentConditions(ctx: AgentContext, metrics: MetricsDocumen
       });
     }
   }
+  // Runner hygiene: a stale runner version, a session conflict with the name online elsewhere.
+  out.push(...(await hygieneConditions(ctx)));
+  out.push(...poolConditions(ctx));
   return out;
 }

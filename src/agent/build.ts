@@ -12,7 +12,11 @@ import { AgentTelemetry } from "./telemetry.ts";
 import type { AgentContext } from "./context.ts";
 import type { AlertHost } from "../alerts/host.ts";
 import { FleetAgentClient } from "../fleet/agent-client.ts";
+import { agentTransportProblem } from "../fleet/transport.ts";
+import { inboxPrefixFor } from "../nats/subjects.ts";
 import { ConfigError } from "../shared/errors.ts";
+import { Privsep } from "../privsep/index.ts";
+import { PoolManager } from "../pool/index.ts";
 
 export function buildAgentContext(
   runtime: Runtime,
@@ -39,10 +43,20 @@ export function buildAgentContext(
   if (config.fleet.enabled && !config.nats) {
     throw new ConfigError(`${config.configFile ?? "configuration"}: fleet.enabled: fleet mode talks to the collector over NATS: set nats.servers (or NATS_URL)`);
   }
+  // Checked before the publisher connects: a token request over plain NATS is readable on the wire.
+  const transport = config.fleet.enabled && config.nats ? agentTransportProblem(config.nats, config.fleet.allowInsecure) : null;
+  if (transport) throw new ConfigError(`${config.configFile ?? "configuration"}: ${transport}`);
+  if (config.fleet.enabled && config.nats?.inboxPrefix && config.nats.inboxPrefix !== inboxPrefixFor(config.nats.name)) {
+    log.warn({ inboxPrefix: config.nats.inboxPrefix }, `nats.inboxPrefix is ${config.nats.inboxPrefix}, not ${inboxPrefixFor(config.nats.name)}: the token broker knows a host by its inbox and will refuse this agent; remove nats.inboxPrefix (docs/fleet.md, "Who may ask")`);
+  }
   // --dry-run writes nothing and publishes nothing: events are only logged.
   const nats = !options.publisher && config.nats && !config.dryRun ? new NatsPublisher({ runtime, config: config.nats, stateDir: config.state.dir, log, mode }) : null;
   const publisher = options.publisher ?? (nats ? new FanoutPublisher([new LogPublisher(log), nats]) : new LogPublisher(log));
   const fleet = config.fleet.enabled && nats ? new FleetAgentClient(() => nats.connection(), nats.names, { host: config.host }) : null;
   const events = new EventEmitter({ host: config.host, runtime: runtime.name, nextSeq: () => store.nextSeq(), publisher, log });
-  return { runtime, config, log, github, tokens: new TokenCache(runtime, config.state.dir), store, events, telemetry, mode, now, alerts: options.alerts ?? null, fleet };
+  if (config.pools.length && !github) {
+    throw new ConfigError(`${config.configFile ?? "configuration"}: pools: JIT runners are made with the agent's own GitHub credentials: set github.auth (or GITHUB_TOKEN)`);
+  }
+  const pools = mode === "daemon" && config.pools.length && github && !config.dryRun ? new PoolManager({ runtime, config, log, github, events, now }) : null;
+  return { runtime, config, log, github, tokens: new TokenCache(runtime, config.state.dir), store, events, telemetry, mode, now, alerts: options.alerts ?? null, fleet, privsep: new Privsep(runtime, config), pools };
 }

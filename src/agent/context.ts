@@ -9,6 +9,8 @@ import type { StateStore } from "./state-store.ts";
 import type { AgentTelemetry } from "./telemetry.ts";
 import type { AlertHost } from "../alerts/host.ts";
 import type { FleetAgentClient } from "../fleet/agent-client.ts";
+import type { Privsep } from "../privsep/index.ts";
+import type { PoolManager } from "../pool/index.ts";
 
 export interface AgentContext {
   runtime: Runtime;
@@ -26,6 +28,10 @@ export interface AgentContext {
   alerts: AlertHost | null;
   /** Fleet mode: status from RTR_GITHUB and tokens from the collector's broker. */
   fleet: FleetAgentClient | null;
+  /** Who each runner's programs run as, and with what environment (SPEC 15). */
+  privsep: Privsep;
+  /** Ephemeral JIT pools (SPEC 14); run by the daemon only. */
+  pools: PoolManager | null;
   now: () => number;
 }
 

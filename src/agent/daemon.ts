@@ -25,8 +25,10 @@ function leadSeconds(ctx: AgentContext): number {
 
 export async function runDaemon(ctx: AgentContext, signal: AbortSignal, options: { onPass?: (n: number) => void } = {}): Promise<number> {
   warnThreshold(ctx);
-  ctx.log.info({ runners: ctx.config.runners.length, interval: ctx.config.refresh.interval, state_dir: ctx.config.state.dir }, "daemon started");
+  ctx.log.info({ runners: ctx.config.runners.length, pools: ctx.config.pools.length, interval: ctx.config.refresh.interval, state_dir: ctx.config.state.dir }, "daemon started");
   await ctx.events.emit("agent.started", null, null, { mode: "daemon", runners: ctx.config.runners.length, interval: ctx.config.refresh.interval });
+  // Pools keep their own loop (a finished job is replaced at once, not at the next pass).
+  await ctx.pools?.start(signal);
   for (let n = 1; !signal.aborted; n++) {
     const started = ctx.now();
     try {
@@ -44,6 +46,7 @@ export async function runDaemon(ctx: AgentContext, signal: AbortSignal, options:
     await sleep(wait, signal).catch(() => {});
   }
   ctx.log.info("stopping on signal");
+  await ctx.pools?.stop();
   await ctx.events.emit("agent.stopped", null, null, { reason: "signal" });
   await ctx.events.publisher.close();
   return 0;

@@ -62,6 +62,7 @@ export async function buildMetricsDocument(ctx: AgentContext): Promise<MetricsDo
     alert_after_failures: config.alerts.afterConsecutiveFailures,
     host: config.host,
     runners,
+    ...(ctx.pools ? { pools: ctx.pools.reports() } : {}),
   });
 }
 

@@ -15,8 +15,10 @@ import { localJobRunning } from "../runner/local-signals.ts";
 import type { ServiceControl } from "../runner/service.ts";
 import type { CachedToken } from "../github/token-cache.ts";
 import { ensureToken } from "./token-step.ts";
+import { runnersNamed } from "./name-check.ts";
 import type { AgentContext, PassState } from "./context.ts";
 import type { RunnerMemory } from "./state-store.ts";
+import type { SystemUser } from "../privsep/index.ts";
 
 /** A cached token this close to expiry is not handed to config.sh. */
 const MIN_TOKEN_LIFE_MS = 60_000;
@@ -29,6 +31,8 @@ export type RegisterOutcome =
 
 export interface RegisterInput {
   runner: RunnerConfig;
+  /** The user config.sh runs as (SPEC 15). */
+  runAs: SystemUser;
   memory: RunnerMemory;
   service: ServiceControl;
   serviceActive: boolean;
@@ -63,14 +67,6 @@ async function isBusy(ctx: AgentContext, pass: PassState, input: RegisterInput):
     }
   }
   return false;
-}
-
-async function userFor(ctx: AgentContext, runner: RunnerConfig): Promise<string | undefined> {
-  if (ctx.runtime.uid() !== 0) return undefined;
-  if (runner.runAs) return runner.runAs === "root" ? undefined : runner.runAs;
-  const stat = await ctx.runtime.files.stat(runner.dir);
-  if (!stat || stat.uid === 0) return undefined;
-  return (await ctx.runtime.userName(stat.uid)) ?? String(stat.uid);
 }
 
 async function confirmOnline(ctx: AgentContext, pass: PassState, runner: RunnerConfig, agentId: number): Promise<boolean> {
@@ -163,7 +159,8 @@ export async function register(ctx: AgentContext, pass: PassState, input: Regist
 
   if (ctx.github || ctx.fleet) {
     try {
-      const sameName = ctx.github ? await ctx.github.findRunnersByName(runner.scope, runner.name, critical.signal) : await ctx.fleet!.findByName(runner.scope, runner.name);
+      // Live from GitHub, or from a fresh fleet poll: never from stale data (name-check.ts).
+      const sameName = await runnersNamed(ctx, runner, critical.signal);
       pass.scopeConfirmed.add(scopeKey(runner.scope));
       const foreign = sameName.find((r) => r.status === "online" && !memory.knownIds.includes(r.id));
       if (foreign) {
@@ -177,7 +174,7 @@ export async function register(ctx: AgentContext, pass: PassState, input: Regist
   }
 
   try {
-    await runConfigure(ctx.runtime, runner, token.token, { timeoutSeconds: ctx.config.refresh.configureTimeout, user: await userFor(ctx, runner) });
+    await runConfigure(ctx.runtime, runner, token.token, { timeoutSeconds: ctx.config.refresh.configureTimeout, user: input.runAs });
   } catch (err) {
     return fail((err as RegistrationError).step ?? "configure", err, moved);
   }

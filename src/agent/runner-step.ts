@@ -11,10 +11,12 @@ import { scopeKey } from "../shared/scope.ts";
 import type { RunnerConfig } from "../config/types.ts";
 import { readLocalState } from "../runner/files.ts";
 import { scanDiag } from "../runner/local-signals.ts";
-import { createServiceControl, type ServiceControl } from "../runner/service.ts";
+import { createServiceControl, isRunnerUnitName, type ServiceControl } from "../runner/service.ts";
+import { RunAsError } from "../privsep/index.ts";
 import type { RunnerApiState } from "../github/client.ts";
 import { register } from "./register.ts";
 import { markerFresh } from "../fleet/agent-client.ts";
+import { runHygiene } from "../hygiene/index.ts";
 import type { AgentContext, PassState } from "./context.ts";
 import type { RunnerMemory } from "./state-store.ts";
 
@@ -36,9 +38,12 @@ async function apiStatus(
       log.warn(`fleet status unavailable (${errorMessage(err)})`);
       return null;
     });
-    if (fromFleet) return fromFleet;
+    if (fromFleet && !(fromFleet.deleted && ctx.github)) return fromFleet;
     if (!ctx.github) return { api: undefined, deleted: false };
-    // The collector's poll is stale: fall back to this agent's own (rate-aware) status calls.
+    // The collector's poll is stale: fall back to this agent's own (rate-aware) status calls. Or
+    // it no longer lists the runner: an agent with credentials confirms that itself, one call
+    // before a re-registration that may stop the runner.
+    if (fromFleet?.deleted) trouble = true;
   }
   const due = memory.lastStatusCheck === null || nowSeconds(ctx) - memory.lastStatusCheck >= ctx.config.github.statusInterval;
   if (!ctx.github || (!due && !trouble)) return { api: undefined, deleted: false };
@@ -75,8 +80,10 @@ async function apiStatus(
 
 /**
  * Fleet mode (SPEC 9): the runner's status from RTR_GITHUB, judged by the scope's poll marker. A
- * runner missing from a poll that started after its registration counts as deleted. Returns null
- * when the poll is older than three intervals (the caller may fall back to its own calls).
+ * runner missing from a poll that started after its registration counts as deleted: the poller
+ * deletes a key only once GitHub confirms the runner gone, and the marker's `started` is that of
+ * the last listing no churn could have skipped a runner in. Returns null when the poll is older
+ * than three intervals (the caller may fall back to its own calls).
  */
 async function fleetStatus(ctx: AgentContext, runner: RunnerConfig, agentId: number, memory: RunnerMemory, fileMtime: number | null): Promise<{ api: RunnerApiState | null | undefined; deleted: boolean } | null> {
   const fleet = ctx.fleet!;
@@ -89,10 +96,13 @@ async function fleetStatus(ctx: AgentContext, runner: RunnerConfig, agentId: num
     memory.api = { id: api.id, status: api.status, busy: api.busy, checkedAt: memory.lastStatusCheck };
     return { api, deleted: false };
   }
-  const registeredAt = memory.registeredAt ?? fileMtime ?? 0;
-  if (Date.parse(marker!.started) / 1000 > registeredAt) {
+  // The later of the two: a .runner rewritten by hand since the agent last registered is newer.
+  const registeredAt = Math.max(memory.registeredAt ?? 0, fileMtime ?? 0);
+  // Both are whole seconds (rounded down): the poll must have started after that whole second,
+  // or a runner registered in the same second as the poll began would count as deleted.
+  if (Date.parse(marker!.started) >= (registeredAt + 1) * 1000) {
     memory.api = null;
-    ctx.log.warn({ runner: runner.name }, `the collector's poll of ${scopeKey(runner.scope)} no longer lists runner id ${agentId}: the registration was deleted`);
+    ctx.log.warn({ runner: runner.name }, `the collector's poll of ${scopeKey(runner.scope)} no longer lists runner id ${agentId}: ${ctx.github ? "confirming with GitHub" : "the registration was deleted"}`);
     return { api: null, deleted: true };
   }
   // Registered after that poll started: not listed yet, not deleted.
@@ -145,6 +155,12 @@ export async function checkRunner(ctx: AgentContext, pass: PassState, runner: Ru
     log.error(memory.lastError);
     return false;
   }
+  if (local.refused) {
+    memory.status = "failing";
+    memory.lastError = local.refused;
+    log.error(memory.lastError);
+    return false;
+  }
   memory.registered = Boolean(local.runner);
   memory.agentId = local.runner?.agentId ?? null;
   if (local.held) {
@@ -152,7 +168,24 @@ export async function checkRunner(ctx: AgentContext, pass: PassState, runner: Ru
     log.info("runner is held (.rtr-hold): left alone");
     return true;
   }
-  const service = createServiceControl(ctx.runtime, runner.service, runner.dir, local.serviceUnit);
+  let runAs;
+  try {
+    runAs = await ctx.privsep.runAs(runner);
+  } catch (err) {
+    if (!(err instanceof RunAsError)) throw err;
+    memory.status = "failing";
+    memory.lastError = err.message;
+    log.error(memory.lastError);
+    return false;
+  }
+  if (!runAs) throw new Error(`runner dir ${runner.dir} disappeared during the pass`);
+  const service = createServiceControl(ctx.runtime, runner.service, runner.dir, local.serviceUnit, runAs);
+  if (service.kind === "systemd" && local.serviceUnit && !isRunnerUnitName(local.serviceUnit)) {
+    memory.status = "failing";
+    memory.lastError = `${runner.dir}/.service names "${local.serviceUnit.slice(0, 80)}", not an actions.runner.*.service unit: the agent will not start or stop it; reinstall the runner's service (svc.sh install) or set runners[].service`;
+    log.error(memory.lastError);
+    return false;
+  }
   const serviceState = await service.status();
   memory.serviceActive = serviceState === "unknown" ? null : serviceState === "active";
 
@@ -177,12 +210,18 @@ export async function checkRunner(ctx: AgentContext, pass: PassState, runner: Ru
   else if (memory.pendingReregister) reason = memory.pendingReregister.reason;
   else if (ctx.config.refresh.reregister === "on-refresh" && tokenResult?.refreshed) reason = "on_refresh";
 
+  // Hygiene (src/hygiene): labels, group, version, session conflicts, repaired in place. Not
+  // before a registration: config.sh sets labels and group itself.
+  const hygiene = !reason && local.runner ? await runHygiene(ctx, pass, { runner, api, status: known?.status ?? null, service, serviceState, findings }) : null;
+
   if (!reason && service.kind !== "none") {
     if (serviceState === "inactive") {
       memory.downSince ??= nowSeconds(ctx);
       const downFor = nowSeconds(ctx) - memory.downSince;
       const onlineElsewhere = known?.status === "online";
-      if (!onlineElsewhere && memory.serviceStartTries > 0 && downFor >= runner.offlineGrace) reason = "offline_grace";
+      // A session conflict: hygiene waits for the old session to expire, or refuses to fight another host.
+      if (hygiene?.serviceHandled) log.debug("service left to the session-conflict repair");
+      else if (!onlineElsewhere && memory.serviceStartTries > 0 && downFor >= runner.offlineGrace) reason = "offline_grace";
       else await startService(ctx, runner, service, memory);
     } else if (serviceState === "active") {
       memory.downSince = null;
@@ -199,6 +238,7 @@ export async function checkRunner(ctx: AgentContext, pass: PassState, runner: Ru
 
   const outcome = await register(ctx, pass, {
     runner,
+    runAs,
     memory,
     service,
     serviceActive: serviceState === "active",

@@ -7,6 +7,7 @@
 import type { GitHubObserver, RateLimitInfo } from "../github/client.ts";
 import type { Logger } from "../shared/logger.ts";
 import type { MetricsDocument } from "../shared/types.ts";
+import { HygieneTelemetry } from "../hygiene/telemetry.ts";
 
 /** Registration reasons the runner step knows (runner_registrations_total starts each at 0). */
 export const REGISTRATION_REASONS = ["not_configured", "local_files_corrupt", "deleted_on_github", "on_refresh", "offline_grace"] as const;
@@ -35,6 +36,8 @@ export class AgentTelemetry implements GitHubObserver {
   /** The daemon's last finished pass, and the metrics document of the last pass that built one. */
   lastPass: PassRecord | null = null;
   lastMetrics: MetricsDocument | null = null;
+  /** Runner hygiene's repairs and version ages (src/hygiene). */
+  readonly hygiene = new HygieneTelemetry();
   private readonly durationSinks = new Set<RefreshDurationSink>();
 
   constructor(private readonly log: Logger) {}

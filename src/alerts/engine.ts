@@ -5,7 +5,14 @@
  * delivered the firing one) → ok. Every change is persisted before the process can forget it, so
  * a restart never loses or repeats a resolve. New firing alerts of one rule within groupWait go
  * out as one notification to grouping plugins; PagerDuty-like plugins always get one per key.
+ *
+ * A store shared by processes (the agent's alerts.json, used by a cron `check` and the daemon on
+ * one host) is changed only under its lock, on records read under it, so neither process fires
+ * what the other already fired nor overwrites the other's changes. An alert whose notifications
+ * one process has in flight is claimed by it: the other leaves the next notification (the
+ * resolve) to it, since only the process that sent the firing knows when it landed.
  */
+import { errorMessage } from "../shared/errors.ts";
 import type { Logger } from "../shared/logger.ts";
 import type { AlertScope, Notification, Severity } from "./sdk.ts";
 import type { PluginTarget } from "./delivery.ts";
@@ -33,12 +40,30 @@ export interface AlertRecord extends Omit<AlertCondition, "state"> {
   deliveredTo: string[];
   /** Plugins still owed a resolve. */
   resolvePending: string[];
+  /** The process (SharedAlertStore.owner) with notifications of this alert in flight. */
+  claim?: string;
 }
 
 export interface AlertStore {
   load(): Promise<Record<string, AlertRecord>>;
-  save(records: Record<string, AlertRecord>, changedKey: string): Promise<void>;
+  /** After a change; `changedKeys` say what changed (a KV store writes only those). */
+  save(records: Record<string, AlertRecord>, changedKeys: string[]): Promise<void>;
+  /** Present when several processes change the store. */
+  readonly shared?: SharedAlertStore;
 }
+
+/** A store several processes change: the engine locks, reloads, changes and saves. */
+export interface SharedAlertStore {
+  /** This process's id in claims. */
+  readonly owner: string;
+  /** Exclusive across processes; resolves to the release. */
+  lock(): Promise<() => Promise<void>>;
+  /** Whether a claim's owner still runs; a dead one's claims are taken over. */
+  alive(owner: string): Promise<boolean>;
+  close(): Promise<void>;
+}
+
+type Records = Record<string, AlertRecord>;
 
 export interface EngineOptions {
   targets: PluginTarget[];
@@ -51,11 +76,21 @@ export interface EngineOptions {
 }
 
 export class AlertEngine {
-  private records: Record<string, AlertRecord> = {};
+  private records: Records = {};
   private readonly groups = new Map<string, { keys: string[]; timer: ReturnType<typeof setTimeout> }>();
-  private saving: Promise<unknown> = Promise.resolve();
+  /** Changes of the state, one after another (and on a shared store under its lock). */
+  private chain: Promise<unknown> = Promise.resolve();
+  private changes = 0;
   /** Resolves handed to the plugins by this process (each is sent once). */
   private readonly resolving = new Set<string>();
+  /** Notifications this process has handed to plugins and not yet seen settle, per alert key. */
+  private readonly inflight = new Map<string, number>();
+  /**
+   * Firings this process saw delivered (`key\0plugin`), known at once: the resolve queued right
+   * behind a firing asks before the change that records the delivery has run.
+   */
+  private readonly landed = new Set<string>();
+  private closing = false;
   private readonly now: () => number;
 
   constructor(private readonly options: EngineOptions) {
@@ -68,19 +103,56 @@ export class AlertEngine {
    * (the agent, the leading collector) ever sends them.
    */
   async start(): Promise<void> {
-    this.records = await this.options.store.load();
-    this.resolving.clear();
+    const next = this.chain.then(async () => {
+      this.records = await this.options.store.load();
+      this.resolving.clear();
+    });
+    this.chain = next.catch(() => {});
+    await next;
   }
 
   list(): AlertRecord[] {
     return Object.values(this.records);
   }
 
-  private persist(key: string): Promise<void> {
-    const snapshot = structuredClone(this.records);
-    const next = this.saving.then(() => this.options.store.save(snapshot, key));
-    this.saving = next.catch((err) => this.options.log.error(`cannot save alert state: ${String(err)}`));
-    return next.catch(() => {});
+  /**
+   * Runs one change of the alert state and saves what `fn` says changed. On a shared store: under
+   * its lock, on the records as saved by whichever process changed them last. Never throws: the
+   * refresh loop must not stop over alert state (the problem is logged; the change is not made).
+   */
+  private change(what: string, fn: (records: Records) => Set<string> | Promise<Set<string>>): Promise<void> {
+    this.changes++;
+    const run = async () => {
+      const shared = this.options.store.shared;
+      const release = shared ? await shared.lock() : null;
+      try {
+        if (shared) this.records = await this.options.store.load();
+        const changed = await fn(this.records);
+        if (changed.size) await this.options.store.save(this.records, [...changed]);
+      } finally {
+        await release?.();
+      }
+    };
+    const next = this.chain.then(run).catch((err) => this.options.log.error(`cannot ${what}: ${errorMessage(err)}`));
+    this.chain = next;
+    return next;
+  }
+
+  /** Whether this process may send the alert's next notification (no other live process has it). */
+  private async mayNotify(rec: AlertRecord): Promise<boolean> {
+    const shared = this.options.store.shared;
+    if (!shared || !rec.claim || rec.claim === shared.owner) return true;
+    if (await shared.alive(rec.claim)) return false;
+    delete rec.claim;
+    return true;
+  }
+
+  /** Counts `n` notifications of `rec` handed to plugins by this process, and claims the alert. */
+  private claim(rec: AlertRecord, n: number): void {
+    if (n === 0) return;
+    this.inflight.set(rec.key, (this.inflight.get(rec.key) ?? 0) + n);
+    const shared = this.options.store.shared;
+    if (shared) rec.claim = shared.owner;
   }
 
   private notification(rec: AlertRecord, status: "firing" | "resolved", reminder = false): Notification {
@@ -101,20 +173,29 @@ export class AlertEngine {
   }
 
   /** Applies what the rules see now; never waits for a plugin. */
-  async evaluate(conditions: AlertCondition[]): Promise<void> {
-    // Resolves owed from before a restart or a change of leader go out first, exactly once.
-    for (const rec of Object.values(this.records)) if (rec.state === "resolved" && !this.resolving.has(rec.key)) this.sendResolve(rec);
-    const seen = new Set<string>();
+  evaluate(conditions: AlertCondition[]): Promise<void> {
+    return this.change("evaluate alerts", (records) => this.apply(records, conditions));
+  }
+
+  private async apply(records: Records, conditions: AlertCondition[]): Promise<Set<string>> {
     const changed = new Set<string>();
+    // Resolves owed from before a restart, a change of leader or by a process that died go out
+    // first, exactly once.
+    for (const rec of Object.values(records)) {
+      if (rec.state !== "resolved" || this.resolving.has(rec.key) || !(await this.mayNotify(rec))) continue;
+      this.sendResolve(rec);
+      changed.add(rec.key);
+    }
+    const seen = new Set<string>();
     const nowIso = new Date(this.now()).toISOString();
     for (const c of conditions) {
       seen.add(c.key);
-      let rec = this.records[c.key];
+      let rec = records[c.key];
       if (!rec || rec.state === "resolved") {
         // A resolved alert that fires again is a new incident; its old resolve stays owed.
         if (rec?.state === "resolved" && rec.resolvePending.length) continue;
         rec = { ...c, state: c.state, startsAt: nowIso, firedTo: [], deliveredTo: [], resolvePending: [] };
-        this.records[c.key] = rec;
+        records[c.key] = rec;
         changed.add(c.key);
         if (c.state === "firing") this.fire(rec);
         continue;
@@ -131,39 +212,75 @@ export class AlertEngine {
         for (const t of this.options.targets) t.enqueue({ notification: this.notification(rec, "firing", true) });
       }
     }
-    for (const rec of Object.values(this.records)) {
+    for (const rec of Object.values(records)) {
       if (seen.has(rec.key) || rec.state === "resolved") continue;
       changed.add(rec.key);
       if (rec.state === "pending") {
-        delete this.records[rec.key];
+        delete records[rec.key];
         continue;
       }
       rec.state = "resolved";
       rec.endsAt = nowIso;
       rec.resolvePending = this.options.sendResolved ? [...rec.firedTo] : [];
       this.options.log.info({ alert: rec.key }, `alert resolved: ${rec.key}`);
-      this.sendResolve(rec);
+      // Else the process whose firing is still out sends it once that settled.
+      if (await this.mayNotify(rec)) this.sendResolve(rec);
     }
-    for (const key of changed) await this.persist(key);
+    return changed;
   }
 
   private fire(rec: AlertRecord): void {
     rec.lastSentAt = this.now();
     rec.firedTo = this.options.targets.map((t) => t.name);
     this.options.log.warn({ alert: rec.key, severity: rec.severity }, `alert firing: ${rec.summary}`);
+    for (const t of this.options.targets) this.landed.delete(`${rec.key}\0${t.name}`);
+    // A notification waiting for its group counts as in flight too.
+    this.claim(rec, this.options.targets.length);
     for (const t of this.options.targets) {
       if (t.groups && this.options.groupWait > 0) continue;
-      t.enqueue({ notification: this.notification(rec, "firing"), onResult: (ok) => ok && this.markDelivered(rec.key, t.name) });
+      t.enqueue({ notification: this.notification(rec, "firing"), onResult: (ok) => this.settled(rec.key, t.name, "firing", ok) });
     }
     if (this.options.groupWait > 0) this.addToGroup(rec);
   }
 
-  private markDelivered(key: string, plugin: string): void {
-    const current = this.records[key];
-    if (current && !current.deliveredTo.includes(plugin)) {
-      current.deliveredTo.push(plugin);
-      void this.persist(key);
-    }
+  /**
+   * A notification this process handed to a plugin settled: record the delivery, and once none of
+   * the alert's is left, release the claim, or send the resolve another process decided meanwhile.
+   */
+  private settled(key: string, plugin: string, kind: "firing" | "resolve", delivered: boolean): void {
+    if (kind === "firing" && delivered) this.landed.add(`${key}\0${plugin}`);
+    const left = (this.inflight.get(key) ?? 1) - 1;
+    if (left > 0) this.inflight.set(key, left);
+    else this.inflight.delete(key);
+    void this.change("save alert state", (records) => {
+      const changed = new Set<string>();
+      const rec = records[key];
+      if (!rec) return changed;
+      if (kind === "firing" && delivered && !rec.deliveredTo.includes(plugin)) {
+        rec.deliveredTo.push(plugin);
+        changed.add(key);
+      }
+      // A resolve cut off by shutdown stays owed (the next process sends it); any other outcome,
+      // delivered or not, settles it: a repeat would be a duplicate.
+      if (kind === "resolve" && rec.state === "resolved" && (delivered || !this.closing)) {
+        rec.resolvePending = rec.resolvePending.filter((p) => p !== plugin);
+        changed.add(key);
+        if (!rec.resolvePending.length) {
+          delete records[key];
+          this.resolving.delete(key);
+          for (const t of this.options.targets) this.landed.delete(`${key}\0${t.name}`);
+          return changed;
+        }
+      }
+      const shared = this.options.store.shared;
+      // Asked when the change runs: a notification handed out since keeps the claim.
+      if (!this.inflight.has(key) && shared && rec.claim === shared.owner) {
+        if (rec.state === "resolved" && !this.resolving.has(key) && !this.closing) this.sendResolve(rec);
+        else delete rec.claim;
+        changed.add(key);
+      }
+      return changed;
+    });
   }
 
   /** Collects firing alerts of one rule for groupWait, then sends them as one notification. */
@@ -178,55 +295,59 @@ export class AlertEngine {
       timer: setTimeout(() => {
         this.groups.delete(rec.rule);
         const members = group.keys.map((k) => this.records[k]).filter((r): r is AlertRecord => r?.state === "firing");
+        const grouping = this.options.targets.filter((t) => t.groups);
+        // Keys no longer firing: the notifications counted for them at fire() will never go.
+        for (const key of group.keys) if (!members.some((m) => m.key === key)) for (const t of grouping) this.settled(key, t.name, "firing", false);
         if (!members.length) return;
         const notifications = members.map((m) => this.notification(m, "firing"));
         const notification: Notification =
           notifications.length === 1
             ? notifications[0]
             : { ...notifications[0], key: `${rec.rule}/group`, summary: `${notifications.length} alerts: ${rec.rule}`, group: notifications };
-        for (const t of this.options.targets) {
-          if (!t.groups) continue;
-          t.enqueue({ notification, onResult: (ok) => ok && members.forEach((m) => this.markDelivered(m.key, t.name)) });
-        }
+        for (const t of grouping) t.enqueue({ notification, onResult: (ok) => members.forEach((m) => this.settled(m.key, t.name, "firing", ok)) });
       }, this.options.groupWait * 1000),
     };
     this.groups.set(rec.rule, group);
   }
 
+  /** Called inside a change, on `this.records`. */
   private sendResolve(rec: AlertRecord): void {
     this.resolving.add(rec.key);
     if (!rec.resolvePending.length) {
       delete this.records[rec.key];
       return;
     }
-    for (const t of this.options.targets) {
-      if (!rec.resolvePending.includes(t.name)) continue;
+    const targets = this.options.targets.filter((t) => rec.resolvePending.includes(t.name));
+    this.claim(rec, targets.length);
+    for (const t of targets) {
       t.enqueue({
         notification: this.notification(rec, "resolved"),
         // Decided when its turn comes: a firing still being retried ahead of it may yet land.
-        shouldSend: () => (this.records[rec.key]?.deliveredTo ?? rec.deliveredTo).includes(t.name),
-        onResult: () => {
-          const current = this.records[rec.key];
-          if (!current || current.state !== "resolved") return;
-          // Delivered or not, this resolve is settled: a repeat would be a duplicate.
-          current.resolvePending = current.resolvePending.filter((p) => p !== t.name);
-          if (!current.resolvePending.length) {
-            delete this.records[rec.key];
-            this.resolving.delete(rec.key);
-          }
-          void this.persist(rec.key);
-        },
+        shouldSend: () => this.landed.has(`${rec.key}\0${t.name}`) || (this.records[rec.key]?.deliveredTo ?? rec.deliveredTo).includes(t.name),
+        onResult: (ok) => this.settled(rec.key, t.name, "resolve", ok),
       });
     }
   }
 
   /** Waits until every queued delivery was attempted and the state saved (tests, shutdown). */
   async idle(): Promise<void> {
-    await Promise.all(this.options.targets.map((t) => t.idle()));
-    await this.saving;
+    // A settled delivery may start another (a resolve owed once a firing landed): until quiet.
+    for (let seen = -1; seen !== this.changes; ) {
+      seen = this.changes;
+      await Promise.all(this.options.targets.map((t) => t.idle()));
+      await this.chain;
+    }
   }
 
   stop(): void {
+    this.closing = true;
     for (const g of this.groups.values()) clearTimeout(g.timer);
+  }
+
+  /** After the plugins were stopped: records what settled and lets other processes take over. */
+  async close(): Promise<void> {
+    this.stop();
+    await this.idle();
+    await this.options.store.shared?.close();
   }
 }

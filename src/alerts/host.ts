@@ -115,5 +115,6 @@ export class AlertHost {
     this.engine.stop();
     this.stopper.abort();
     for (const t of this.targets) await t.close().catch(() => {});
+    await this.engine.close();
   }
 }

@@ -1,7 +1,7 @@
 /**
  * Loads `alerts.plugins` entries `[name, options]` when the config loads (SPEC 10): a built-in
- * (slack, email, pagerduty, webhook), an npm package resolved from the config file's folder, or a
- * path relative to it. Each plugin's parseOptions runs now, so a bad option stops the start with
+ * (slack, email, pagerduty, webhook: from the registry the entry point gives), an npm package
+ * resolved from the config file's folder, or a path relative to it. Each plugin's parseOptions runs now, so a bad option stops the start with
  * the plugin's name, the config file and the dotted path.
  */
 import { createRequire } from "node:module";
@@ -14,13 +14,11 @@ import { resolveSecret } from "../config/secrets.ts";
 import { secretRef } from "../config/schema.ts";
 import type { PluginDefinition } from "./sdk.ts";
 
-/** Static imports, so the single-file bundle carries the built-ins. */
-const BUILTINS: Record<string, () => Promise<{ default: unknown }>> = {
-  slack: () => import("../../plugins/slack/index.ts"),
-  email: () => import("../../plugins/email/index.ts"),
-  pagerduty: () => import("../../plugins/pagerduty/index.ts"),
-  webhook: () => import("../../plugins/webhook/index.ts"),
-};
+/**
+ * Plugins known by name (the built-ins), each loaded only when the config names it. The entry
+ * point hands it in (src/builtin-plugins.ts): this layer never imports a plugin itself.
+ */
+export type PluginRegistry = Readonly<Record<string, () => Promise<{ default: unknown }>>>;
 
 export interface LoadedPlugin {
   /** The name as written in the config (built-in name, package name or path). */
@@ -35,8 +33,9 @@ function isPath(name: string): boolean {
   return name.startsWith(".") || isAbsolute(name);
 }
 
-async function importPlugin(name: string, configDir: string, label: string): Promise<unknown> {
-  if (BUILTINS[name]) return (await BUILTINS[name]()).default;
+async function importPlugin(name: string, configDir: string, label: string, registry: PluginRegistry): Promise<unknown> {
+  // Own properties only: a plugin named "constructor" or "toString" is not a built-in.
+  if (registry && Object.hasOwn(registry, name)) return (await registry[name]()).default;
   let specifier: string;
   if (isPath(name)) {
     specifier = pathToFileURL(resolve(configDir, name)).href;
@@ -70,14 +69,14 @@ function asDefinition(value: unknown, name: string, label: string): PluginDefini
   return d as PluginDefinition<unknown>;
 }
 
-export async function loadPlugins(runtime: Runtime, config: AgentConfig): Promise<LoadedPlugin[]> {
+export async function loadPlugins(runtime: Runtime, config: AgentConfig, registry: PluginRegistry): Promise<LoadedPlugin[]> {
   const file = config.configFile ?? "configuration";
   const out: LoadedPlugin[] = [];
   for (const [i, entry] of config.alerts.plugins.entries()) {
     const [name, raw] = entry;
     const where = `alerts.plugins[${i}]`;
     const label = `${file}: ${where}`;
-    const definition = asDefinition(await importPlugin(name, config.configDir, label), name, label);
+    const definition = asDefinition(await importPlugin(name, config.configDir, label, registry), name, label);
     const helpers = {
       secret: async (value: unknown, path: string) => {
         const parsed = secretRef.safeParse(value);

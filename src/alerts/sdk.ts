@@ -18,7 +18,7 @@ export interface Notification {
   status: "firing" | "resolved";
   /** `refresh_failures`, `registration_failures`, `runner_offline`, `agent_silent`, `token_expired`, ... */
   rule: string;
-  /** `<rule>/<host>/<runner>`: stable for the life of the alert (PagerDuty's dedup_key). */
+  /** `<rule>/<host>/<runner>`, or `<rule>/<host>/<scope>` for a scope alert: stable for the life of the alert (PagerDuty's dedup_key). */
   key: string;
   host: string;
   runner: string | null;
@@ -29,6 +29,7 @@ export interface Notification {
   startsAt: string;
   /** When it ended (resolved notifications only). */
   endsAt?: string;
+  /** A scope alert (`runner` null) lists the runners it affects in `runners` (a string array). */
   details: Record<string, unknown>;
   /** A reminder of an alert still firing (repeatInterval). */
   reminder?: boolean;
@@ -45,12 +46,51 @@ export function statusWord(n: Pick<Notification, "status" | "test">): string {
   return `${n.test ? "TEST " : ""}${n.status === "firing" ? "FIRING" : "RESOLVED"}`;
 }
 
-/** One line a human reads first: `[FIRING] refresh_failures on ci-01/runner-1: summary`. */
+/** `org:acme`, `repo:OWNER/NAME` or `enterprise:SLUG`, as alert keys write a scope; null for none. */
+export function scopeName(scope: AlertScope | null | undefined): string | null {
+  if (scope?.enterprise) return `enterprise:${scope.enterprise}`;
+  if (scope?.org) return `org:${scope.org}`;
+  if (scope?.repo) return `repo:${scope.repo}`;
+  return null;
+}
+
+/**
+ * The runners an alert is about: its own runner, or for a scope alert (`runner` null) the names
+ * in `details.runners`. A page that says "org:acme is failing" must also say which runners.
+ */
+export function affectedRunners(n: Pick<Notification, "runner" | "details">): string[] {
+  if (n.runner) return [n.runner];
+  const listed = n.details?.runners;
+  return Array.isArray(listed) ? listed.filter((r): r is string => typeof r === "string" && r !== "") : [];
+}
+
+/** `a, b, c and 4 more`: names for a line of text, at most `max` of them spelled out. */
+export function nameList(names: string[], max = 10): string {
+  if (names.length <= max) return names.join(", ");
+  return `${names.slice(0, max).join(", ")} and ${names.length - max} more`;
+}
+
+/** Where an alert is: `ci-01/runner-1`, `ci-01/org:acme` for a scope alert, else the host. */
+export function alertTarget(n: Pick<Notification, "host" | "runner" | "scope">): string {
+  if (n.runner) return `${n.host}/${n.runner}`;
+  const scope = scopeName(n.scope);
+  return scope ? `${n.host}/${scope}` : n.host;
+}
+
+/** `alertTarget`, plus a scope alert's runners: `ci-01/org:acme (runners runner-1, runner-2)`. */
+export function targetWithRunners(n: Pick<Notification, "host" | "runner" | "scope" | "details">): string {
+  const runners = n.runner ? [] : affectedRunners(n);
+  return runners.length ? `${alertTarget(n)} (runner${runners.length > 1 ? "s" : ""} ${nameList(runners)})` : alertTarget(n);
+}
+
+/**
+ * One line a human reads first: `[FIRING] refresh_failures on ci-01/runner-1: summary`; for a
+ * scope alert `[FIRING] refresh_failures on ci-01/org:acme (runners runner-1, runner-2): summary`.
+ */
 export function headline(n: Notification): string {
-  const where = n.runner ? `${n.host}/${n.runner}` : n.host;
   if (n.more) return `[${statusWord(n)}] ${n.more} more alerts (over the per-minute limit)`;
-  if (n.group?.length) return `[${statusWord(n)}] ${n.group.length} × ${n.rule}: ${n.group.map((g) => (g.runner ? `${g.host}/${g.runner}` : g.host)).join(", ")}`;
-  return `[${statusWord(n)}] ${n.rule} on ${where}: ${n.summary}`;
+  if (n.group?.length) return `[${statusWord(n)}] ${n.group.length} × ${n.rule}: ${n.group.map(targetWithRunners).join(", ")}`;
+  return `[${statusWord(n)}] ${n.rule} on ${targetWithRunners(n)}: ${n.summary}`;
 }
 
 /** Seconds a receiver asks us to wait (`Retry-After` as seconds or an HTTP date), if it says. */

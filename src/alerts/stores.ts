@@ -6,14 +6,23 @@ import { join } from "node:path";
 import type { KV } from "@nats-io/kv";
 import { encodeToken } from "../shared/scope.ts";
 import type { Runtime } from "../runtime/types.ts";
-import type { AlertRecord, AlertStore } from "./engine.ts";
+import type { AlertRecord, AlertStore, SharedAlertStore } from "./engine.ts";
+import { FileAlertLock } from "./file-lock.ts";
 
+/**
+ * The agent's alerts.json. A cron `check` and the daemon of one host both change it, so it is
+ * shared (SharedAlertStore): every change is made under a lock on records read under it.
+ */
 export class FileAlertStore implements AlertStore {
+  readonly shared: SharedAlertStore | undefined;
+
   constructor(
     private readonly runtime: Runtime,
     private readonly stateDir: string,
     private readonly readOnly = false,
-  ) {}
+  ) {
+    this.shared = readOnly ? undefined : new FileAlertLock(runtime, stateDir);
+  }
 
   private get path(): string {
     return join(this.stateDir, "alerts.json");
@@ -49,10 +58,12 @@ export class KvAlertStore implements AlertStore {
     return out;
   }
 
-  async save(records: Record<string, AlertRecord>, changedKey: string): Promise<void> {
-    const rec = records[changedKey];
-    const key = encodeToken(changedKey);
-    if (rec) await this.kv.put(key, JSON.stringify(rec));
-    else await this.kv.delete(key);
+  async save(records: Record<string, AlertRecord>, changedKeys: string[]): Promise<void> {
+    for (const changedKey of changedKeys) {
+      const rec = records[changedKey];
+      const key = encodeToken(changedKey);
+      if (rec) await this.kv.put(key, JSON.stringify(rec));
+      else await this.kv.delete(key);
+    }
   }
 }

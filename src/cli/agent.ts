@@ -34,6 +34,11 @@ export async function runAgent(
   const alerts = plugins.length && !config.dryRun ? await AlertHost.create(plugins, new FileAlertStore(runtime, config.state.dir), config, log) : null;
   const ctx = buildAgentContext(runtime, config, log, mode, { publisher: options.publisher, fetch: options.fetch, alerts });
   try {
+    // SPEC 15: before anything runs as a runner's user, prove that user cannot read our secrets.
+    await ctx.privsep.verify(log).catch(async (err) => {
+      await ctx.events.publisher.close().catch(() => {});
+      throw err;
+    });
     if (mode === "daemon") {
       let http: AgentHttp | null;
       try {

@@ -2,8 +2,9 @@
 import { parseArgs } from "node:util";
 import { UsageError } from "../shared/errors.ts";
 import type { CliFlags } from "../config/flags.ts";
+import { NATS_PERMISSIONS_STRING_FLAGS } from "./nats-permissions.ts";
 
-export const COMMANDS = ["check", "daemon", "collector", "health", "status", "hold", "release", "alert", "demo", "version", "help"] as const;
+export const COMMANDS = ["check", "daemon", "collector", "health", "status", "hold", "release", "pool", "alert", "nats-permissions", "demo", "version", "help"] as const;
 export type Command = (typeof COMMANDS)[number];
 
 export interface ParsedArgs {
@@ -33,7 +34,11 @@ Commands:
                      (runner-token-refresh health --help)
   status [--json]    the state of every runner, from the metrics file
   hold RUNNER        leave a runner alone (maintenance); release RUNNER undoes it
+  pool drain NAME    stop a pool's idle runners and start none (busy ones finish) while the
+                     daemon runs; pool resume NAME undoes it
   alert test         send a marked test notification through every alert plugin
+  nats-permissions   print the nats-server user entry for this host (or --collector), with only
+                     the subjects it needs (runner-token-refresh nats-permissions --help)
   demo               the whole product locally, no GitHub or config needed (Ctrl-C stops it)
   version            print the version
 
@@ -62,7 +67,7 @@ const HEALTH_STRING_FLAGS = ["max-age", "warn-failures", "crit-failures"] as con
  */
 export function commandOf(argv: string[]): string | undefined {
   const options: Record<string, { type: "string" | "boolean" }> = {};
-  for (const f of [...STRING_FLAGS, ...HEALTH_STRING_FLAGS]) options[f] = { type: "string" };
+  for (const f of [...STRING_FLAGS, ...HEALTH_STRING_FLAGS, ...NATS_PERMISSIONS_STRING_FLAGS]) options[f] = { type: "string" };
   try {
     const { tokens } = parseArgs({ args: argv, options, allowPositionals: true, strict: false, tokens: true });
     const first = tokens.find((t) => t.kind === "positional");
@@ -109,6 +114,10 @@ export function parseCommandLine(argv: string[]): ParsedArgs {
   const positionals = aliases.length ? parsed.positionals : rest;
   const wantsOne = command === "hold" || command === "release";
   if (wantsOne && positionals.length !== 1) throw new UsageError(`${command} needs one runner name (or dir): runner-token-refresh ${command} RUNNER`);
+  if (command === "pool") {
+    if (positionals.length !== 2 || !["drain", "resume"].includes(positionals[0])) throw new UsageError("pool needs drain or resume and a pool name: runner-token-refresh pool drain NAME");
+    return { command: "pool", flags, positionals };
+  }
   if (command === "alert") {
     if (positionals.length !== 1 || positionals[0] !== "test") throw new UsageError("alert needs the subcommand test: runner-token-refresh alert test");
     return { command: "alert", flags, positionals };

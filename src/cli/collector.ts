@@ -29,7 +29,7 @@ export async function runCollector(runtime: Runtime, config: AgentConfig, log: L
     runtime,
     config,
     log,
-    alerts: plugins.length ? async (nc, names) => AlertHost.create(plugins, new KvAlertStore(await openBucket(nc, names.alertsBucket, true)), config, log) : undefined,
+    alerts: plugins.length ? async (nc, names) => AlertHost.create(plugins, new KvAlertStore(await openBucket(nc, names.alertsBucket, true, { replicas: config.nats?.replicas, log })), config, log) : undefined,
   });
   const app = createCollectorApp(collector, { authToken: config.http.authToken, version: VERSION });
   const server = await runtime.serve(app.fetch, listen);

@@ -235,8 +235,18 @@ export function evaluateHealth(doc: unknown, nowSeconds: number, options: Health
   }
   // A held runner is under maintenance: the operator asked the agent to leave it alone.
   for (const r of runners) if (!r.ephemeral && !r.held && r.registered === false) problems.push({ code: CRITICAL, text: `${r.name} unregistered` });
-  if (left === null) problems.push({ code: WARNING, text: "no registration token held" });
-  else if (left <= 0) problems.push({ code: CRITICAL, text: `${tokenName} expired ${exactDuration(-left)} ago` });
+  // SPEC 14: a pool short of runners for longer than two intervals is a WARNING.
+  const pools = Array.isArray(d.pools) ? (d.pools as { name?: unknown; size?: unknown; short_since?: unknown; runners?: { idle?: unknown; busy?: unknown } }[]) : [];
+  for (const p of pools) {
+    const since = num(p.short_since);
+    if (since === null || now - since <= 2 * interval) continue;
+    const live = (num(p.runners?.idle) ?? 0) + (num(p.runners?.busy) ?? 0);
+    problems.push({ code: WARNING, text: `pool ${String(p.name)}: ${live} of ${num(p.size) ?? "?"} runners for ${exactDuration(now - since)}` });
+  }
+  // A host with pools only needs no registration token (JIT runners do not use one).
+  if (left === null) {
+    if (!(runners.length === 0 && pools.length)) problems.push({ code: WARNING, text: "no registration token held" });
+  } else if (left <= 0) problems.push({ code: CRITICAL, text: `${tokenName} expired ${exactDuration(-left)} ago` });
   else if (left < threshold / 2) problems.push({ code: WARNING, text: `${tokenName} valid ${exactDuration(left)}, under half the ${threshold}s threshold: refresh overdue` });
   if (age > maxAge) problems.push({ code: CRITICAL, text: `last check ${exactDuration(age)} ago (max age ${exactDuration(maxAge)})` });
   else if (age > 2 * interval) problems.push({ code: WARNING, text: `last check ${exactDuration(age)} ago (expected every ${exactDuration(interval)})` });
@@ -244,7 +254,8 @@ export function evaluateHealth(doc: unknown, nowSeconds: number, options: Health
   const code = problems.reduce<HealthCode>((worst, p) => (p.code > worst ? p.code : worst), OK);
   let text: string;
   if (code === OK) {
-    text = `${runners.length ? `${plural(runners.length, "runner")}, ` : ""}${tokenName} valid ${formatDuration(left ?? 0)}`;
+    const poolText = pools.length ? `${plural(pools.length, "pool")}` : "";
+    text = left === null ? poolText : `${runners.length ? `${plural(runners.length, "runner")}, ` : ""}${poolText ? `${poolText}, ` : ""}${tokenName} valid ${formatDuration(left)}`;
   } else {
     // The worst problems only, each short, within what NRPE passes on.
     const worst = problems.filter((p) => p.code === code).map((p) => p.text);

@@ -16,9 +16,11 @@ import { HELP, commandOf, parseCommandLine, type ParsedArgs } from "./args.ts";
 import { readMetricsFile, renderStatusTable } from "./status.ts";
 import { runCollector } from "./collector.ts";
 import { runAgent, runAlertTest } from "./agent.ts";
-import { loadPlugins } from "../alerts/load.ts";
+import { loadPlugins, type PluginRegistry } from "../alerts/load.ts";
 import { runHealth } from "./health.ts";
+import { runNatsPermissions } from "./nats-permissions.ts";
 import { runDemo } from "../demo/demo.ts";
+import { PoolStore } from "../pool/store.ts";
 
 export interface MainOptions {
   /** Tests and the demo inject these; production uses the defaults. */
@@ -26,6 +28,8 @@ export interface MainOptions {
   fetch?: typeof fetch;
   /** The clock (epoch milliseconds) `health` judges ages by; tests pin it. */
   now?: () => number;
+  /** Alert plugins known by name: the entry point hands in the built-ins (src/builtin-plugins.ts). */
+  plugins?: PluginRegistry;
 }
 
 function signalController(runtime: Runtime, log: Logger | null): { signal: AbortSignal; dispose: () => void } {
@@ -53,6 +57,24 @@ async function holdOrRelease(runtime: Runtime, config: AgentConfig, args: Parsed
   return ExitCode.ok;
 }
 
+/** `pool drain|resume NAME`: a file in the state dir the daemon's pool loop looks at (SPEC 14). */
+async function drainOrResume(runtime: Runtime, config: AgentConfig, args: ParsedArgs): Promise<number> {
+  const [verb, name] = args.positionals;
+  if (!config.pools.some((p) => p.name === name)) {
+    throw new UsageError(`no pool named "${name}": expected one of ${config.pools.map((p) => p.name).join(", ") || "(no pools configured)"}`);
+  }
+  const file = new PoolStore(runtime, config.state.dir).drainFile(name);
+  if (verb === "drain") {
+    await runtime.files.mkdir(join(config.state.dir, "pools"), 0o700);
+    await runtime.files.writeAtomic(file, `drained by runner-token-refresh pool drain at ${new Date().toISOString()}\n`, 0o600);
+    runtime.writeStdout(`${name}: draining (idle runners are removed, busy ones finish, none is started until "pool resume ${name}")\n`);
+  } else {
+    await runtime.files.remove(file);
+    runtime.writeStdout(`${name}: resumed\n`);
+  }
+  return ExitCode.ok;
+}
+
 async function run(runtime: Runtime, args: ParsedArgs, options: MainOptions): Promise<number> {
   switch (args.command) {
     case "help":
@@ -67,7 +89,7 @@ async function run(runtime: Runtime, args: ParsedArgs, options: MainOptions): Pr
     case "demo": {
       const { signal, dispose } = signalController(runtime, null);
       try {
-        return await runDemo(runtime, signal);
+        return await runDemo(runtime, signal, { plugins: options.plugins ?? {} });
       } finally {
         dispose();
       }
@@ -79,7 +101,7 @@ async function run(runtime: Runtime, args: ParsedArgs, options: MainOptions): Pr
   const config = await loadConfig(runtime, args.flags, { needRunners: acting || args.command === "hold" || args.command === "release", needCredentials: acting });
   if (args.command === "collector") {
     const log = createLogger({ level: config.log.level, write: (line) => runtime.writeStdout(line), file: config.log.file });
-    const plugins = await loadPlugins(runtime, config);
+    const plugins = await loadPlugins(runtime, config, options.plugins ?? {});
     const { signal, dispose } = signalController(runtime, log);
     try {
       return await runCollector(runtime, config, log, signal, args.flags.listen, plugins);
@@ -93,10 +115,11 @@ async function run(runtime: Runtime, args: ParsedArgs, options: MainOptions): Pr
     return ExitCode.ok;
   }
   if (args.command === "hold" || args.command === "release") return holdOrRelease(runtime, config, args);
+  if (args.command === "pool") return drainOrResume(runtime, config, args);
 
   const log = createLogger({ level: config.log.level, write: (line) => runtime.writeStdout(line), file: config.log.file });
   // Plugins load (and their options are checked) at start, not when the first alert fires.
-  const plugins = await loadPlugins(runtime, config);
+  const plugins = await loadPlugins(runtime, config, options.plugins ?? {});
   if (args.command === "alert") return runAlertTest(runtime, config, log, plugins);
   const { signal, dispose } = signalController(runtime, log);
   try {
@@ -111,6 +134,8 @@ export async function main(runtime: Runtime, argv: string[] = runtime.argv, opti
   // included) with a Nagios code 0-3 and one line: it never reaches the parser or loadConfig below.
   if (commandOf(argv) === "health") return runHealth(runtime, argv, options.now);
   try {
+    // Its flags (repeatable scopes, --collector) are its own: it parses its command line itself.
+    if (commandOf(argv) === "nats-permissions") return await runNatsPermissions(runtime, argv);
     return await run(runtime, parseCommandLine(argv), options);
   } catch (err) {
     const code = err instanceof RtrError ? err.exitCode : ExitCode.failed;

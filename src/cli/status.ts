@@ -40,5 +40,26 @@ export function renderStatusTable(doc: MetricsDocument, nowSeconds: number): str
   const widths = header.map((h, i) => Math.max(h.length, ...rows.map((row) => row[i].length)));
   const line = (cells: string[]) => cells.map((c, i) => c.padEnd(widths[i])).join("  ").trimEnd();
   const age = nowSeconds - doc.last_check_timestamp;
-  return [`host ${doc.host}, last check ${formatDuration(age)} ago`, line(header), ...rows.map(line)].join("\n") + "\n";
+  const out = [`host ${doc.host}, last check ${formatDuration(age)} ago`, line(header), ...rows.map(line)];
+  if (doc.pools?.length) out.push("", ...renderPools(doc.pools, nowSeconds));
+  return out.join("\n") + "\n";
+}
+
+/** Pools beside runners (SPEC 14): size, idle, busy, starting, jobs, failures. */
+function renderPools(pools: NonNullable<MetricsDocument["pools"]>, nowSeconds: number): string[] {
+  const header = ["POOL", "SCOPE", "SIZE", "IDLE", "BUSY", "STARTING", "JOBS", "FAILURES", "STATE"];
+  const rows = pools.map((p) => [
+    p.name,
+    scopeKey(p.scope),
+    String(p.size),
+    String(p.runners.idle),
+    String(p.runners.busy),
+    String(p.runners.starting),
+    String(p.jobs_total),
+    String(p.consecutive_failures),
+    p.draining ? "draining" : p.short_since !== null ? `short for ${formatDuration(Math.max(0, nowSeconds - p.short_since))}` : "ok",
+  ]);
+  const widths = header.map((h, i) => Math.max(h.length, ...rows.map((row) => row[i].length)));
+  const line = (cells: string[]) => cells.map((c, i) => c.padEnd(widths[i])).join("  ").trimEnd();
+  return [line(header), ...rows.map(line)];
 }

@@ -16,7 +16,7 @@ import { ensureEventsStream, openBucket } from "../nats/setup.ts";
 import { natsNames, type NatsNames } from "../nats/subjects.ts";
 import { FleetState } from "./fleet.ts";
 import { consumeEvents, ensureDurableConsumer, watchState } from "./ingest.ts";
-import { readEvents } from "./events-reader.ts";
+import { EventsReader } from "./events-reader.ts";
 import type { CollectorAlert, CollectorView, EventQuery, FleetRunner } from "./types.ts";
 import { Lease } from "./lease.ts";
 import { GitHubClient } from "../github/client.ts";
@@ -54,6 +54,8 @@ export class Collector implements CollectorView {
   private evaluateTimer: ReturnType<typeof setTimeout> | null = null;
   private evaluating: Promise<unknown> = Promise.resolve();
   private alertHost: AlertHost | null = null;
+  /** Reads /api/v1/events from the stream: one read at a time, answers cached briefly. */
+  private reader: EventsReader | null = null;
   /** Fleet mode's token broker (answering only while leader). */
   broker: TokenBroker | null = null;
   /** True while this process holds the RTR_LEADER lease: only the leader sends alerts. */
@@ -83,6 +85,7 @@ export class Collector implements CollectorView {
     }
     if (this.stop.signal.aborted) return void (await nc.close());
     this.nc = nc;
+    this.reader = new EventsReader(nc, this.names);
     (async () => {
       for await (const s of nc.status()) {
         if (s.type === "disconnect") {
@@ -96,13 +99,13 @@ export class Collector implements CollectorView {
     })().catch(() => {});
     for (let attempt = 1; !this.stop.signal.aborted; attempt++) {
       try {
-        await ensureEventsStream(nc, this.names, log);
-        const kv = await openBucket(nc, this.names.stateBucket, true);
+        await ensureEventsStream(nc, this.names, log, config.nats!.replicas);
+        const kv = await openBucket(nc, this.names.stateBucket, true, { replicas: config.nats!.replicas, log });
         await ensureDurableConsumer(nc, this.names);
         if (!this.lease) {
           // Failover within two poll intervals in fleet mode (SPEC 9); 15 s otherwise.
           const ttl = this.options.leaseTtlMs ?? (config.fleet.scopes?.length ? Math.min(15_000, Math.max(1500, config.fleet.pollInterval * 1500)) : 15_000);
-          this.lease = new Lease(nc, this.names.leaderBucket, `${config.host}/${crypto.randomUUID().slice(0, 8)}`, ttl);
+          this.lease = new Lease(nc, this.names.leaderBucket, `${config.host}/${crypto.randomUUID().slice(0, 8)}`, ttl, config.nats!.replicas);
           this.tasks.push(this.leaseLoop(this.lease, ttl));
         }
         if (this.options.alerts && !this.alertHost) this.alertHost = await this.options.alerts(nc, this.names);
@@ -156,8 +159,8 @@ export class Collector implements CollectorView {
       now: this.now,
     });
     const scopes = config.fleet.scopes ?? [];
-    const poller = new FleetPoller({ github, kv: await openBucket(nc, this.names.githubBucket, true), scopes, log, now: this.now });
-    const broker = transport ? null : (this.broker = new TokenBroker({ nc, prefix: this.names.prefix, github, scopes, threshold: config.refresh.threshold, log, now: this.now }));
+    const poller = new FleetPoller({ github, kv: await openBucket(nc, this.names.githubBucket, true, { replicas: config.nats!.replicas, log }), scopes, log, now: this.now });
+    const broker = transport ? null : (this.broker = new TokenBroker({ nc, prefix: this.names.prefix, github, scopes, threshold: config.refresh.threshold, log, now: this.now, collector: { host: config.host, runtime: this.options.runtime.name } }));
     if (transport) log.error(transport);
     let lastPoll = 0;
     let wasLeader = false;
@@ -241,8 +244,10 @@ export class Collector implements CollectorView {
     return this.runners().find((r) => r.host === host && r.runner === runner);
   }
   async events(query: EventQuery): Promise<Envelope[]> {
-    if (!this.nc || !this.ready) return this.fleet.recentEvents(query.limit).filter((e) => (!query.type || e.type === query.type) && (!query.host || e.host === query.host));
-    return readEvents(this.nc, this.names, query);
+    if (!this.nc || !this.ready || !this.reader) {
+      return this.fleet.recentEvents(Number.MAX_SAFE_INTEGER).filter((e) => (!query.type || e.type === query.type) && (!query.host || e.host === query.host)).slice(-query.limit);
+    }
+    return this.reader.read(query);
   }
   recentEvents(limit: number): Envelope[] {
     return this.fleet.recentEvents(limit);
@@ -252,6 +257,12 @@ export class Collector implements CollectorView {
   }
   eventCounts(): ReadonlyMap<string, number> {
     return this.fleet.eventCounts();
+  }
+  documentsDropped(): ReadonlyMap<string, number> {
+    return this.fleet.documentsDropped();
+  }
+  brokerRefusals(): ReadonlyMap<string, number> {
+    return this.broker?.refusalCounts ?? new Map();
   }
   alertDeliveries(): { plugin: string; outcome: string; count: number }[] {
     return this.alertHost?.deliveries() ?? [];

@@ -1,10 +1,33 @@
 /**
  * The collector's fleet view: the latest state per runner from KV (with the server's write time),
  * a bounded ring of recent events, counts by type, a bounded set of seen event ids (JetStream
- * delivers at least once), and the rules of SPEC 9.
+ * delivers at least once), counts of what was dropped as untrustworthy, and the rules of SPEC 9.
  */
 import type { Envelope, StateDocument } from "../shared/types.ts";
 import type { CollectorAlert, FleetRunner } from "./types.ts";
+import { eventTypeLabel, STATE_DROP_REASONS, type StateDropReason } from "./validate.ts";
+
+/** Keys remembered for "log once": beyond this, drops are still counted but no longer logged. */
+const MAX_LOGGED_KEYS = 10_000;
+
+/**
+ * Remembers what was already logged, so an agent that puts a bad document every pass (or a
+ * forger) leaves one log line per key, not one per put.
+ */
+class OncePerKey {
+  private readonly seen = new Map<string, string>();
+  /** True the first time `key` shows `what` (log it then). */
+  first(key: string, what: string): boolean {
+    if (this.seen.get(key) === what) return false;
+    if (!this.seen.has(key) && this.seen.size >= MAX_LOGGED_KEYS) return false;
+    this.seen.set(key, what);
+    return true;
+  }
+  /** The key is healthy again: its next problem is news. */
+  forget(key: string): void {
+    this.seen.delete(key);
+  }
+}
 
 export interface FleetOptions {
   /** collector.staleAfter; default per runner: 3 × its reported interval + 60 s. */
@@ -27,15 +50,42 @@ export class FleetState {
   private readonly seen = new Set<string>();
   /** First time each alert condition was seen, so `startsAt` stays put while it lasts. */
   private readonly since = new Map<string, number>();
+  private readonly dropped = new Map<string, number>(STATE_DROP_REASONS.map((r) => [r, 0]));
+  private readonly loggedDrops = new OncePerKey();
+  private readonly loggedForgeries = new OncePerKey();
 
   constructor(private readonly options: FleetOptions) {}
 
+  /** Takes a document already checked against its key (see validate.ts checkStateDocument). */
   putState(key: string, doc: StateDocument, updatedAt: number): void {
     this.entries.set(key, { key, doc, updatedAt });
+    this.loggedDrops.forget(key);
   }
 
   deleteState(key: string): void {
     this.entries.delete(key);
+    this.loggedDrops.forget(key);
+  }
+
+  /**
+   * Counts a state document that was not accepted. The key's last good document (if any) stays:
+   * a forger's garbage must not hide the real runner, and a runner whose agent only sends garbage
+   * goes stale and alerts as silent. True the first time for this key and reason (log it then).
+   */
+  dropState(key: string, reason: StateDropReason): boolean {
+    this.dropped.set(reason, (this.dropped.get(reason) ?? 0) + 1);
+    return this.loggedDrops.first(key, reason);
+  }
+
+  /** State documents dropped since start, by reason (every reason present, from 0). */
+  documentsDropped(): ReadonlyMap<string, number> {
+    return this.dropped;
+  }
+
+  /** Counts an event whose host is not its subject's; true the first time for this subject host. */
+  dropForgedEvent(subjectHost: string): boolean {
+    this.count("_host_mismatch");
+    return this.loggedForgeries.first(subjectHost, "host_mismatch");
   }
 
   count(type: string): void {
@@ -50,7 +100,7 @@ export class FleetState {
     }
     this.seen.add(event.id);
     if (this.seen.size > (this.options.seenIds ?? 100_000)) this.seen.delete(this.seen.values().next().value as string);
-    this.count(event.type);
+    this.count(eventTypeLabel(event.type));
     this.ring.push(event);
     if (this.ring.length > (this.options.ringSize ?? 1000)) this.ring.shift();
     return true;
@@ -107,28 +157,5 @@ export class FleetState {
     const key = `${rule}/${r.host}/${r.runner}`;
     if (!this.since.has(key)) this.since.set(key, nowMs);
     return { key, rule, severity, summary, startsAt: new Date(this.since.get(key)!).toISOString(), details, ...base };
-  }
-}
-
-/** Accepts only what an agent of this version sends (v 1, with id, type, host, seq). */
-export function parseEnvelope(data: Uint8Array): Envelope | null {
-  let value: unknown;
-  try {
-    value = JSON.parse(new TextDecoder().decode(data));
-  } catch {
-    return null;
-  }
-  const e = value as Partial<Envelope>;
-  if (!e || typeof e !== "object" || e.v !== 1 || typeof e.id !== "string" || typeof e.type !== "string" || typeof e.host !== "string" || typeof e.seq !== "number") return null;
-  return e as Envelope;
-}
-
-export function parseStateDocument(text: string): StateDocument | null {
-  try {
-    const doc = JSON.parse(text) as Partial<StateDocument>;
-    if (!doc || doc.v !== 1 || typeof doc.host !== "string" || typeof doc.name !== "string") return null;
-    return doc as StateDocument;
-  } catch {
-    return null;
   }
 }

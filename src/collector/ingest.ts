@@ -8,7 +8,8 @@ import { AckPolicy, DeliverPolicy, jetstream, jetstreamManager } from "@nats-io/
 import type { KV } from "@nats-io/kv";
 import type { Logger } from "../shared/logger.ts";
 import type { NatsNames } from "../nats/subjects.ts";
-import { parseEnvelope, parseStateDocument, type FleetState } from "./fleet.ts";
+import type { FleetState } from "./fleet.ts";
+import { checkStateDocument, eventMatchesSubject, parseEnvelope, subjectHostToken } from "./validate.ts";
 
 export async function ensureDurableConsumer(nc: NatsConnection, names: NatsNames): Promise<void> {
   const jsm = await jetstreamManager(nc);
@@ -35,13 +36,24 @@ export async function ensureDurableConsumer(nc: NatsConnection, names: NatsNames
 export async function consumeEvents(nc: NatsConnection, names: NatsNames, fleet: FleetState, log: Logger, signal: AbortSignal, onEvent?: () => void): Promise<void> {
   const js = jetstream(nc);
   const consumer = await js.consumers.get(names.eventsStream, names.durable);
-  const messages = await consumer.consume({ max_messages: 1000 });
+  // Pulls expire every 5 s (server heartbeats every 2.5 s): on a cluster (SPEC 16) a pull held by a
+  // consumer leader that died is noticed and re-issued to the new leader within seconds, not 30 s.
+  const messages = await consumer.consume({ max_messages: 1000, expires: 5000 });
   signal.addEventListener("abort", () => void messages.close(), { once: true });
   for await (const msg of messages) {
     const event = parseEnvelope(msg.data);
     if (!event) {
       fleet.count("_invalid");
       log.warn({ subject: msg.subject, seq: msg.seq }, "ignored a malformed or unknown-version message on the events stream");
+      msg.ack();
+      continue;
+    }
+    // Whoever may publish under a host's subject is that host (NATS permissions bind the subject):
+    // an envelope that claims another host is a forgery or a bug, never that host's news.
+    if (!eventMatchesSubject(event, msg.subject)) {
+      if (fleet.dropForgedEvent(subjectHostToken(msg.subject) ?? "")) {
+        log.warn({ subject: msg.subject, seq: msg.seq }, "dropped an event whose host is not the one in its subject (logged once per subject host; counted as _host_mismatch)");
+      }
       msg.ack();
       continue;
     }
@@ -54,7 +66,10 @@ export async function consumeEvents(nc: NatsConnection, names: NatsNames, fleet:
   }
 }
 
-/** Watches the state bucket until `signal` fires; deletes and purges remove the runner. */
+/**
+ * Watches the state bucket until `signal` fires; deletes and purges remove the runner. A document
+ * that fails its checks (validate.ts) is dropped and counted, and logged once per key.
+ */
 export async function watchState(kv: KV, fleet: FleetState, log: Logger, signal: AbortSignal, onUpdate?: () => void): Promise<void> {
   const watcher = await kv.watch();
   signal.addEventListener("abort", () => watcher.stop(), { once: true });
@@ -62,9 +77,11 @@ export async function watchState(kv: KV, fleet: FleetState, log: Logger, signal:
     if (entry.operation !== "PUT") {
       fleet.deleteState(entry.key);
     } else {
-      const doc = parseStateDocument(entry.string());
-      if (doc) fleet.putState(entry.key, doc, entry.created.getTime());
-      else log.warn({ key: entry.key }, "ignored a malformed state document");
+      const checked = checkStateDocument(entry.key, entry.value);
+      if (checked.ok) fleet.putState(entry.key, checked.doc, entry.created.getTime());
+      else if (fleet.dropState(entry.key, checked.reason)) {
+        log.warn({ key: entry.key, reason: checked.reason }, `dropped the state document under key ${entry.key.slice(0, 200)} (${checked.reason}: ${checked.detail}); logged once per key, counted in runner_token_collector_documents_dropped_total`);
+      }
     }
     onUpdate?.();
   }

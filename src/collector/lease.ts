@@ -6,11 +6,13 @@
  */
 import type { NatsConnection } from "@nats-io/transport-node";
 import { Kvm, type KV } from "@nats-io/kv";
+import { isElectionError, retryThroughElection } from "../nats/retry.ts";
 
 const KEY = "leader";
 
 export class Lease {
   private revision = 0;
+  private renewedAt = 0;
   private kv: KV | null = null;
 
   constructor(
@@ -18,20 +20,29 @@ export class Lease {
     private readonly bucket: string,
     readonly id: string,
     private readonly ttlMs: number,
+    /** nats.replicas, for the bucket when this creates it. */
+    private readonly replicas = 1,
   ) {}
 
   private async bucketKv(): Promise<KV> {
-    this.kv ??= await new Kvm(this.nc).create(this.bucket, { history: 1, ttl: this.ttlMs });
+    this.kv ??= await new Kvm(this.nc).create(this.bucket, { history: 1, ttl: this.ttlMs, replicas: this.replicas });
     return this.kv;
   }
 
   /** Takes or renews the lease; true while this process holds it. Call every ttl/3 or so. */
   async tick(): Promise<boolean> {
     const kv = await this.bucketKv();
+    const started = Date.now();
     try {
-      this.revision = this.revision ? await kv.update(KEY, this.id, this.revision) : await kv.create(KEY, this.id);
+      // Through a JetStream leader election (SPEC 16) the write is retried, same revision.
+      const revision = this.revision;
+      this.revision = await retryThroughElection(() => (revision ? kv.update(KEY, this.id, revision) : kv.create(KEY, this.id)), { budgetMs: this.ttlMs / 3 });
+      this.renewedAt = started;
       return true;
-    } catch {
+    } catch (err) {
+      // Still unanswered: nobody else can write the key either, so the holder keeps the lease
+      // while its last renewal is younger than the TTL, and renews with the same revision next tick.
+      if (this.revision && isElectionError(err) && Date.now() - this.renewedAt < this.ttlMs) return true;
       // Someone else holds it (or our revision is stale after a takeover): follow until it expires.
       this.revision = 0;
       return false;

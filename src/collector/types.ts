@@ -47,9 +47,16 @@ export interface CollectorView {
   /** Events this process handled recently (bounded ring), newest last. */
   recentEvents(limit: number): Envelope[];
   alerts(): CollectorAlert[];
-  /** Events handled by type since start (`_invalid` for malformed, `_duplicate` for repeats). */
+  /**
+   * Events handled by type since start: known types by name, `_unknown` for other types,
+   * `_invalid` for malformed, `_duplicate` for repeats, `_host_mismatch` for forged hosts.
+   */
   eventCounts(): ReadonlyMap<string, number>;
+  /** State documents dropped since start, by reason (validate.ts STATE_DROP_REASONS). */
+  documentsDropped?(): ReadonlyMap<string, number>;
   health(): { ok: boolean; reason: string | null };
   /** Alert deliveries by plugin and outcome (absent when no plugin is configured). */
   alertDeliveries?(): { plugin: string; outcome: string; count: number }[];
+  /** Token requests the fleet broker refused since start, by reason (fleet/authz.ts REFUSAL_REASONS). */
+  brokerRefusals?(): ReadonlyMap<string, number>;
 }

@@ -8,6 +8,8 @@ import type { z } from "zod";
 import { ConfigError, UsageError } from "../shared/errors.ts";
 import { parseDuration } from "../shared/duration.ts";
 import { addSecret } from "../shared/redact.ts";
+import { resolvePools } from "../pool/config.ts";
+import { splitServerCredentials, type ServerCredentials } from "../shared/url-credentials.ts";
 import { deriveApiUrl, scopeKind, scopeRunnerUrl, type Scope } from "../shared/scope.ts";
 import type { Runtime } from "../runtime/types.ts";
 import { FLAG_ENV, flagName, type CliFlags } from "./flags.ts";
@@ -131,11 +133,18 @@ async function resolveGitHubAuth(runtime: Runtime, file: FileConfig, where: { fi
   return { kind: "app", appId: auth.app.appId, privateKey, installationId: auth.app.installationId };
 }
 
+/** nats.user/password when either is set, else the URL's. */
+function natsLogin(user: string | undefined, password: string | undefined, fromUrl: ServerCredentials): { user?: string; password?: string } {
+  return user !== undefined || password !== undefined ? { user, password } : { user: fromUrl.user, password: fromUrl.password };
+}
+
 async function resolveNats(runtime: Runtime, file: FileConfig, where: { file: string; baseDir: string }, host: string): Promise<NatsConfig | null> {
   const env = runtime.env;
   const fromFile = file.nats;
   if (!fromFile && !env.NATS_URL) return null;
-  const servers = env.NATS_URL ? env.NATS_URL.split(",").map((s) => s.trim()).filter(Boolean) : fromFile!.servers;
+  // A URL's user:password (nats://u:p@host) becomes options and leaves the URL, which is shown.
+  const fromUrl = splitServerCredentials(env.NATS_URL ? env.NATS_URL.split(",").map((s) => s.trim()).filter(Boolean) : fromFile!.servers);
+  const servers = fromUrl.servers;
   const secret = async (envName: string, ref: SecretRef | undefined, path: string) => {
     if (env[envName]) {
       addSecret(env[envName]);
@@ -150,12 +159,13 @@ async function resolveNats(runtime: Runtime, file: FileConfig, where: { file: st
   return {
     servers,
     credsFile,
-    user: env.NATS_USER ?? fromFile?.user,
-    password: await secret("NATS_PASSWORD", fromFile?.password, "nats.password"),
-    token: await secret("NATS_TOKEN", fromFile?.token, "nats.token"),
+    ...natsLogin(env.NATS_USER ?? fromFile?.user, await secret("NATS_PASSWORD", fromFile?.password, "nats.password"), fromUrl),
+    token: (await secret("NATS_TOKEN", fromFile?.token, "nats.token")) ?? fromUrl.token,
     tls,
     prefix: fromFile?.prefix ?? "rtr",
     name: fromFile?.name ?? host,
+    inboxPrefix: fromFile?.inboxPrefix,
+    replicas: fromFile?.replicas ?? 1,
   };
 }
 
@@ -213,6 +223,7 @@ export async function loadConfig(runtime: Runtime, flags: CliFlags, options: Loa
       name: name?.value ?? entry.name ?? runtime.hostname(),
       url: runnerUrl,
       labels: entry.labels ?? [],
+      manageLabels: entry.labels !== undefined,
       group: entry.group,
       ephemeral: entry.ephemeral ?? false,
       work: entry.work,
@@ -228,7 +239,7 @@ export async function loadConfig(runtime: Runtime, flags: CliFlags, options: Loa
     if (names.has(key)) throw new ConfigError(`${fileLabel}: runners[${i}].dir: the same directory as runners[${names.get(key)}]: each runner needs its own dir`);
     names.set(key, i);
   });
-  if (options.needRunners && runners.length === 0) {
+  if (options.needRunners && runners.length === 0 && file.pools.length === 0) {
     throw new UsageError("no scope: pass --org, --repo or --enterprise (or set RUNNER_ORG)");
   }
 
@@ -283,6 +294,7 @@ export async function loadConfig(runtime: Runtime, flags: CliFlags, options: Loa
     host,
     github: { url: githubUrl, apiUrl: apiUrl.replace(/\/+$/, ""), auth, statusInterval: file.github.statusInterval, requestTimeout: file.github.requestTimeout },
     runners,
+    pools: await resolvePools(runtime, file.pools, { file: fileLabel, baseDir, stateDir }),
     refresh,
     state: { dir: stateDir, metricsFile: isAbsolute(metricsFile) ? metricsFile : resolve(runtime.cwd, metricsFile) },
     nats: await resolveNats(runtime, file, where, host),

@@ -21,6 +21,12 @@ const SEARCH_PLACES = [
   `${MODULE}.config.mjs`,
   `${MODULE}.config.ts`,
 ];
+/**
+ * Code the loader would run. As root the working directory may be one a runner's user can write
+ * (a job's workspace, a runner dir): there only data formats are looked for, and a code config
+ * given with --config must be root's and writable by nobody else (SPEC 15).
+ */
+const CODE_CONFIG_RE = /\.(c|m)?(js|ts)$/;
 const SYSTEM_PLACES = ["/etc/runner-token-refresh/config.yaml", "/etc/runner-token-refresh/config.yml", "/etc/runner-token-refresh/config.json"];
 
 export interface LoadedFile {
@@ -70,13 +76,18 @@ async function describeParseError(runtime: Runtime, file: string, path: string |
 }
 
 export async function locateConfig(runtime: Runtime, explicitPath: string | undefined): Promise<LoadedFile | null> {
-  const explorer = cosmiconfig(MODULE, { searchPlaces: SEARCH_PLACES, searchStrategy: "none", cache: false });
+  const asRoot = runtime.uid() === 0;
+  const searchPlaces = asRoot ? SEARCH_PLACES.filter((p) => !CODE_CONFIG_RE.test(p)) : SEARCH_PLACES;
+  const explorer = cosmiconfig(MODULE, { searchPlaces, searchStrategy: "none", cache: false });
   const cwd = runtime.cwd;
   if (explicitPath) {
     const path = resolve(cwd, explicitPath);
     const stat = await runtime.files.stat(path);
     if (!stat) throw new ConfigError(`${explicitPath}: config file not found: check --config`);
     if (!stat.isFile) throw new ConfigError(`${explicitPath}: not a file: pass the config file's path to --config`);
+    if (asRoot && CODE_CONFIG_RE.test(path) && (stat.uid !== 0 || stat.mode & 0o022)) {
+      throw new ConfigError(`${explicitPath}: a JavaScript/TypeScript config runs as code, and the agent runs as root: it must be owned by root and writable by root alone (chown root: and chmod go-w it), or use YAML/JSON`);
+    }
     return read(path);
   }
   async function read(path: string): Promise<LoadedFile> {

@@ -4,6 +4,7 @@
  */
 import { z } from "zod";
 import { parseDuration } from "../shared/duration.ts";
+import type { Scope } from "../shared/scope.ts";
 
 export const duration = z.union([z.number(), z.string()]).transform((value, ctx) => {
   const seconds = parseDuration(value);
@@ -57,7 +58,8 @@ export const runnerSchema = z.strictObject({
   scope: scopeSchema,
   name: z.string().min(1).max(64).optional(),
   url: z.string().url().optional(),
-  labels: z.array(z.string().min(1)).default([]),
+  // No default: absent means "leave the runner's labels alone", [] means "no custom labels" (hygiene).
+  labels: z.array(z.string().min(1)).optional(),
   group: z.string().min(1).optional(),
   ephemeral: z.boolean().default(false),
   work: z.string().min(1).optional(),
@@ -66,6 +68,22 @@ export const runnerSchema = z.strictObject({
   offlineWarnAfter: duration.default(7 * 86400),
   runAs: z.string().min(1).optional(),
 });
+
+/** A pool of ephemeral JIT runners (SPEC 14). Paths resolve against the config file's folder. */
+export const poolSchema = z
+  .strictObject({
+    name: z.string().regex(/^[a-z0-9-]{1,24}$/, "expected 1 to 24 lower-case letters, digits or - (it becomes part of runner names)"),
+    scope: scopeSchema,
+    size: z.number().int("expected a whole number of runners").min(1, "expected at least 1 runner (drain a pool with `pool drain NAME` instead of size 0)").max(100, "expected at most 100 runners per pool"),
+    labels: z.array(z.string().min(1)).min(1, "a JIT runner needs at least one custom label (jobs select it by label)").max(100, "GitHub allows at most 100 custom labels"),
+    group: z.string().min(1).optional(),
+    groupId: z.number().int().positive().optional(),
+    template: z.string().min(1),
+    baseDir: z.string().min(1).optional(),
+    runAs: z.string().min(1),
+    workFolder: z.string().min(1).default("_work"),
+  })
+  .refine((p) => !(p.group && p.groupId), { message: "give group (a name) or groupId, not both", path: ["group"] });
 
 const appAuth = z.strictObject({
   appId: z.union([z.number().int().positive(), z.string().regex(/^\d+$/)]).transform(Number),
@@ -114,6 +132,10 @@ export const natsSchema = z.strictObject({
   tls: tlsSchema.optional(),
   prefix: z.string().regex(/^[a-z0-9_-]+$/, "expected lower-case letters, digits, _ or - (e.g. rtr)").default("rtr"),
   name: z.string().min(1).optional(),
+  /** Reply subjects' prefix; agents default to `_INBOX_<encoded name>` (docs/nats.md, "Permissions"). */
+  inboxPrefix: z.string().regex(/^[^\s.*>]+(\.[^\s.*>]+)*$/, "expected subject tokens without wildcards or spaces, e.g. _INBOX_ci-01").optional(),
+  /** Replicas of RTR_EVENTS and every KV bucket created (SPEC 16): 1 on a single server, 3 on a cluster. */
+  replicas: z.number().int("expected a whole number of replicas: 1, or 3 on a three-node cluster").min(1, "expected 1 to 5 replicas (1 on a single server, 3 on a three-node cluster)").max(5, "expected 1 to 5 replicas (JetStream allows at most 5)").default(1),
 });
 
 export const httpSchema = z.strictObject({
@@ -123,9 +145,35 @@ export const httpSchema = z.strictObject({
 
 export const collectorSchema = z.strictObject({ staleAfter: duration.optional() });
 
+const FLEET_SCOPE_FORM = '{ org | repo | enterprise: NAME, hosts: [PATTERN, ...] }';
+
+/**
+ * A brokered scope and the hosts (their nats.name; `*` and `?` wildcards) allowed to ask for its
+ * token. The list is required: a collector that would hand any scope's token to any host must
+ * say so (`hosts: ["*"]`), see docs/fleet.md "Who may ask".
+ */
+export const fleetScopeSchema = z.record(z.string(), z.unknown()).transform((value, ctx) => {
+  const { hosts, ...scope } = value;
+  const parsed = scopeSchema.safeParse(scope);
+  if (!parsed.success) {
+    for (const issue of parsed.error.issues) ctx.addIssue({ code: "custom", path: issue.path, message: `${issue.message}; a fleet scope is ${FLEET_SCOPE_FORM}` });
+    return z.NEVER;
+  }
+  if (hosts === undefined) {
+    ctx.addIssue({ code: "custom", path: ["hosts"], message: 'missing: list the hosts (their nats.name, * and ? as wildcards) allowed to ask the broker for this scope\'s token, e.g. hosts: ["ci-*"], or hosts: ["*"] for every host' });
+    return z.NEVER;
+  }
+  const patterns = z.array(z.string().regex(/^\S+$/, "expected a host name or pattern without spaces")).min(1, 'expected at least one host pattern (["*"] for every host)').safeParse(hosts);
+  if (!patterns.success) {
+    for (const issue of patterns.error.issues) ctx.addIssue({ code: "custom", path: ["hosts", ...issue.path], message: issue.message });
+    return z.NEVER;
+  }
+  return { ...parsed.data, hosts: patterns.data } as Scope & { hosts: string[] };
+});
+
 export const fleetSchema = z.strictObject({
   enabled: z.boolean().default(false),
-  scopes: z.array(scopeSchema).optional(),
+  scopes: z.array(fleetScopeSchema).optional(),
   pollInterval: duration.default(60),
   allowInsecure: z.boolean().default(false),
 });
@@ -148,6 +196,7 @@ export const logSchema = z.strictObject({
 export const fileSchema = z.strictObject({
   github: githubSchema.default(githubSchema.parse({})),
   runners: z.array(runnerSchema).default([]),
+  pools: z.array(poolSchema).default([]),
   refresh: refreshSchema.default(refreshSchema.parse({})),
   state: stateSchema.default({}),
   nats: natsSchema.optional(),

@@ -16,6 +16,8 @@ export interface RunnerConfig {
   name: string;
   url: string;
   labels: string[];
+  /** runners[].labels was given (even []): the agent keeps the custom labels at GitHub equal to it. Absent: left alone. */
+  manageLabels?: boolean;
   group?: string;
   ephemeral: boolean;
   work?: string;
@@ -23,6 +25,21 @@ export interface RunnerConfig {
   offlineGrace: number;
   offlineWarnAfter: number;
   runAs?: string;
+}
+
+/** A pool of ephemeral JIT runners (SPEC 14), paths resolved. */
+export interface PoolConfig {
+  name: string;
+  scope: Scope;
+  size: number;
+  labels: string[];
+  /** The runner group: by name (resolved once per scope) or by id; neither = Default (id 1). */
+  group?: string;
+  groupId?: number;
+  template: string;
+  baseDir: string;
+  runAs: string;
+  workFolder: string;
 }
 
 export type GitHubAuth =
@@ -38,6 +55,10 @@ export interface NatsConfig {
   tls?: { ca?: string; cert?: string; key?: string };
   prefix: string;
   name: string;
+  /** Set in the config; unset, agents use `_INBOX_<encoded name>` and the collector nats.js's `_INBOX`. */
+  inboxPrefix?: string;
+  /** Replicas of the stream and buckets this process creates (the loader's default is 1). */
+  replicas?: number;
 }
 
 export interface AgentConfig {
@@ -47,6 +68,7 @@ export interface AgentConfig {
   host: string;
   github: { url: string; apiUrl: string; auth: GitHubAuth | null; statusInterval: number; requestTimeout: number };
   runners: RunnerConfig[];
+  pools: PoolConfig[];
   refresh: FileConfig["refresh"];
   state: { dir: string; metricsFile: string };
   nats: NatsConfig | null;

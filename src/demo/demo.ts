@@ -17,7 +17,7 @@ import { buildAgentContext } from "../agent/build.ts";
 import { FanoutPublisher } from "../agent/events.ts";
 import { runDaemon } from "../agent/daemon.ts";
 import { NatsPublisher } from "../nats/publisher.ts";
-import { loadPlugins } from "../alerts/load.ts";
+import { loadPlugins, type PluginRegistry } from "../alerts/load.ts";
 import { AlertHost } from "../alerts/host.ts";
 import { FileAlertStore, KvAlertStore } from "../alerts/stores.ts";
 import { openBucket } from "../nats/setup.ts";
@@ -88,7 +88,7 @@ async function serveOn(runtime: Runtime, app: Hono, port = 0): Promise<HttpServe
   }
 }
 
-export async function runDemo(runtime: Runtime, signal: AbortSignal, options: { timeline?: DemoTimeline; print?: (line: string) => void; dashboardPort?: number } = {}): Promise<number> {
+export async function runDemo(runtime: Runtime, signal: AbortSignal, options: { timeline?: DemoTimeline; print?: (line: string) => void; dashboardPort?: number; plugins: PluginRegistry }): Promise<number> {
   const t = options.timeline ?? DEFAULT_TIMELINE;
   const print = options.print ?? ((line: string) => runtime.writeStdout(`${line}\n`));
   const started = Date.now();
@@ -127,6 +127,7 @@ export async function runDemo(runtime: Runtime, signal: AbortSignal, options: { 
 
     const alertsYaml = `alerts: { afterConsecutiveFailures: 3, repeatInterval: 1h, plugins: [[webhook, { url: "${sinkUrl}" }]] }`;
     const natsYaml = nats ? `nats: { servers: ["${nats.url}"], name: demo-host }` : "";
+    const demoUser = (await runtime.userName(runtime.uid())) ?? String(runtime.uid());
     const agentFile = join(dir, "agent.yaml");
     await runtime.files.writeAtomic(
       agentFile,
@@ -139,7 +140,9 @@ export async function runDemo(runtime: Runtime, signal: AbortSignal, options: { 
         // With a collector, it pages centrally; alone, the agent pages itself.
         nats ? "" : alertsYaml,
         `runners:`,
-        `  - { dir: "${runnerDir}", scope: { org: demo-org }, name: demo-runner-1, service: svc.sh, labels: [demo] }`,
+        // The simulated runner runs as whoever runs the demo, so runAs says so explicitly; a real
+        // host gives its runners a user of their own (SPEC 15, docs/security.md).
+        `  - { dir: "${runnerDir}", scope: { org: demo-org }, name: demo-runner-1, service: svc.sh, labels: [demo], runAs: "${demoUser}" }`,
       ].join("\n"),
     );
     const demoEnv: Record<string, string | undefined> = { ...runtime.env, GITHUB_TOKEN: "demo-token-for-the-simulated-github" };
@@ -158,7 +161,7 @@ export async function runDemo(runtime: Runtime, signal: AbortSignal, options: { 
       const collectorFile = join(dir, "collector.yaml");
       await runtime.files.writeAtomic(collectorFile, [`nats: { servers: ["${nats.url}"], name: demo-collector }`, `collector: { staleAfter: ${3 * t.interval + 10} }`, alertsYaml].join("\n"));
       const collectorConfig = await loadConfig(demoRuntime, { config: collectorFile }, { needRunners: false, needCredentials: false });
-      const plugins = await loadPlugins(demoRuntime, collectorConfig);
+      const plugins = await loadPlugins(demoRuntime, collectorConfig, options.plugins);
       const c = new Collector({
         runtime: demoRuntime,
         config: collectorConfig,
@@ -177,7 +180,7 @@ export async function runDemo(runtime: Runtime, signal: AbortSignal, options: { 
     }
     print("");
 
-    const agentPlugins = nats ? [] : await loadPlugins(demoRuntime, agentConfig);
+    const agentPlugins = nats ? [] : await loadPlugins(demoRuntime, agentConfig, options.plugins);
     const alerts = agentPlugins.length ? await AlertHost.create(agentPlugins, new FileAlertStore(runtime, agentConfig.state.dir), agentConfig, fileLog, { policy: { backoffSeconds: 0.5 } }) : null;
     const publishers: Publisher[] = [new ConsolePublisher(print)];
     if (agentConfig.nats) publishers.push(new NatsPublisher({ runtime: demoRuntime, config: agentConfig.nats, stateDir: agentConfig.state.dir, log: fileLog, mode: "daemon" }));

@@ -29,7 +29,9 @@ export class FleetAgentClient {
   }
 
   private async bucket(): Promise<KV> {
-    this.kv ??= this.nc().then((nc) => new Kvm(nc).open(this.names.githubBucket));
+    // Direct gets name the key in the subject, so NATS permissions can limit a host to its own
+    // scopes' keys (docs/nats.md); the collector creates the bucket with allow_direct.
+    this.kv ??= this.nc().then((nc) => new Kvm(nc).open(this.names.githubBucket, { allow_direct: true }));
     try {
       return await this.kv;
     } catch (err) {
@@ -46,8 +48,9 @@ export class FleetAgentClient {
     const reply = msg.json<{ token?: string; expires_at?: string; error?: string }>();
     if (reply.error) throw new Error(`the token broker refused: ${reply.error}`);
     if (!reply.token || !reply.expires_at) throw new Error("the token broker's answer has no token");
-    addSecret(reply.token);
-    return { token: reply.token, expiresAt: new Date(reply.expires_at) };
+    const expiresAt = new Date(reply.expires_at);
+    addSecret(reply.token, expiresAt);
+    return { token: reply.token, expiresAt };
   }
 
   async marker(scope: Scope): Promise<PollMarker | null> {

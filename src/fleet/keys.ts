@@ -10,7 +10,11 @@ export function runnerKey(scope: Scope, id: number): string {
   return `${scopeToken(scope)}.${id}`;
 }
 
-/** `<encoded scope>._poll`: `{ started, finished }` of the scope's last poll. */
+/**
+ * `<encoded scope>._poll`: `{ started, finished }`. `finished` is when the last poll ended;
+ * `started` when the last complete listing began (every runner registered before it and still at
+ * GitHub has a key), which is older than the last poll when the list changed while it was read.
+ */
 export function pollMarkerKey(scope: Scope): string {
   return `${scopeToken(scope)}._poll`;
 }

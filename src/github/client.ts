@@ -13,6 +13,7 @@ import { scopeApiPath, type Scope } from "../shared/scope.ts";
 import type { GitHubAuth } from "../config/types.ts";
 import { describeFailure } from "./describe.ts";
 import { isRateLimit, isRetryable, retryWaitSeconds, serverWaitSeconds, type FailedAttempt, type RetryPolicy } from "./retry.ts";
+import { checkListPage, LIST_PAGE_SIZE, type RunnerListing } from "./runner-list.ts";
 
 export interface RateLimitInfo {
   limit: number;
@@ -38,6 +39,12 @@ export interface RunnerApiState {
   status: "online" | "offline";
   busy: boolean;
   labels: string[];
+  /** Labels of type "custom" (hygiene compares them with runners[].labels); absent when not known. */
+  customLabels?: string[];
+  /** Labels of type "read-only" (set by config.sh: self-hosted, OS, architecture). */
+  readOnlyLabels?: string[];
+  /** `runner_group_id`, in newer API versions only. */
+  groupId?: number;
 }
 
 export interface RegistrationToken {
@@ -59,9 +66,47 @@ export interface GitHubClientOptions {
 type OctokitResponse<T> = { status: number; data: T; headers: Record<string, string | number | undefined> };
 
 const CLOCK_SKEW_LIMIT_SECONDS = 60;
+/** Registration and installation tokens live one hour at GitHub; used when no expiry is known. */
+const TOKEN_LIFETIME_MS = 3600_000;
 
-function toRunner(raw: { id: number; name: string; status: string; busy: boolean; labels?: { name: string }[] }): RunnerApiState {
-  return { id: raw.id, name: raw.name, status: raw.status === "online" ? "online" : "offline", busy: raw.busy, labels: (raw.labels ?? []).map((l) => l.name) };
+function requestPath(input: RequestInfo | URL): string {
+  const url = typeof input === "string" ? input : input instanceof URL ? input.href : input.url;
+  return url.replace(/[?#].*$/, "");
+}
+
+/**
+ * When an App credential seen in a request stops mattering: a JWT says so itself (`exp`, at most
+ * 10 minutes out); an installation token is registered from its exchange with the real expiry
+ * first, so this guess (its one-hour lifetime from now) only covers a token we never saw minted.
+ */
+function shortLivedExpiry(credential: string, now: number): Date {
+  const parts = credential.split(".");
+  if (parts.length === 3) {
+    try {
+      const exp = (JSON.parse(atob(parts[1].replace(/-/g, "+").replace(/_/g, "/"))) as { exp?: unknown }).exp;
+      if (typeof exp === "number") return new Date(exp * 1000);
+    } catch {
+      // Not a JWT after all: fall through to the token lifetime.
+    }
+  }
+  return new Date(now + TOKEN_LIFETIME_MS);
+}
+
+type RawRunner = { id: number; name: string; status: string; busy: boolean; labels?: { name: string; type?: string }[]; runner_group_id?: number };
+
+function toRunner(raw: RawRunner): RunnerApiState {
+  const labels = raw.labels ?? [];
+  const typed = labels.every((l) => l.type === "custom" || l.type === "read-only");
+  return {
+    id: raw.id,
+    name: raw.name,
+    status: raw.status === "online" ? "online" : "offline",
+    busy: raw.busy,
+    labels: labels.map((l) => l.name),
+    // Only when every label says its type: an untyped answer must never look like "no custom labels".
+    ...(typed ? { customLabels: labels.filter((l) => l.type === "custom").map((l) => l.name), readOnlyLabels: labels.filter((l) => l.type === "read-only").map((l) => l.name) } : {}),
+    ...(typeof raw.runner_group_id === "number" ? { groupId: raw.runner_group_id } : {}),
+  };
 }
 
 export class GitHubClient {
@@ -78,11 +123,26 @@ export class GitHubClient {
     const base = this.options.fetch ?? fetch;
     return (async (input: RequestInfo | URL, init?: RequestInit) => {
       const authorization = new Headers(init?.headers).get("authorization");
-      if (authorization) addSecret(authorization.replace(/^(token|bearer)\s+/i, ""));
+      if (authorization) {
+        const credential = authorization.replace(/^(token|bearer)\s+/i, "");
+        // With a PAT this is the PAT (long-lived); with an App, a JWT or an installation token.
+        addSecret(credential, this.options.auth.kind === "token" ? null : shortLivedExpiry(credential, this.now()));
+      }
       const response = await base(input, init);
       this.observeHeaders(response.headers);
+      if (response.ok && /\/app\/installations\/[^/]+\/access_tokens$/.test(requestPath(input))) await this.observeInstallationToken(response);
       return response;
     }) as typeof fetch;
+  }
+
+  /** Registers a new installation token with its real expiry, before any request carries it. */
+  private async observeInstallationToken(response: Response): Promise<void> {
+    try {
+      const data = (await response.clone().json()) as { token?: unknown; expires_at?: unknown };
+      if (typeof data.token === "string" && typeof data.expires_at === "string") addSecret(data.token, new Date(data.expires_at));
+    } catch {
+      // Not JSON: auth-app fails on it too, and no token was handed out.
+    }
   }
 
   private observeHeaders(headers: Headers): void {
@@ -164,8 +224,8 @@ export class GitHubClient {
     attemptFn: () => Promise<OctokitResponse<T>>,
     /** Answers that are results, not failures (404 for a runner lookup, 304 for a conditional list). */
     accept: number[] = [],
+    policy: RetryPolicy = this.options.retry,
   ): Promise<OctokitResponse<T>> {
-    const policy = this.options.retry;
     for (let attempt = 1; ; attempt++) {
       if (signal.aborted) throw new AbortedError();
       let failure: FailedAttempt;
@@ -202,14 +262,41 @@ export class GitHubClient {
     }
   }
 
+  /**
+   * One REST call of a scope's API (pools: generate-jitconfig, runner groups, delete). `retry:
+   * false` makes it exactly one attempt: a retried generate-jitconfig that had succeeded answers
+   * 409, so that one is never retried by anyone but its caller (with a new name).
+   */
+  async scopedRequest<T>(
+    endpoint: string,
+    scope: Scope,
+    route: string,
+    params: Record<string, unknown>,
+    signal: AbortSignal,
+    options: { accept?: number[]; retry?: boolean } = {},
+  ): Promise<{ status: number; data: T }> {
+    const octokit = await this.octokitFor(scope, signal);
+    const policy = options.retry === false ? { ...this.options.retry, maxRetries: 1 } : this.options.retry;
+    const res = await this.call(
+      endpoint,
+      scope,
+      signal,
+      () => octokit.request(route.replace("{scope}", scopeApiPath(scope)), { ...params, request: { signal: this.attemptSignal(signal) } }) as Promise<OctokitResponse<T>>,
+      options.accept ?? [],
+      policy,
+    );
+    return { status: res.status, data: res.data };
+  }
+
   async mintRegistrationToken(scope: Scope, signal: AbortSignal): Promise<RegistrationToken> {
     const octokit = await this.octokitFor(scope, signal);
     const res = await this.call("registration-token", scope, signal, () =>
       octokit.request(`POST ${scopeApiPath(scope)}/actions/runners/registration-token`, { request: { signal: this.attemptSignal(signal) } }) as Promise<OctokitResponse<{ token?: string; expires_at?: string }>>,
     );
     const { token, expires_at: expiresAtRaw } = res.data ?? {};
-    if (typeof token === "string" && token) addSecret(token);
     const expiresAt = typeof expiresAtRaw === "string" ? new Date(expiresAtRaw) : null;
+    // With its expiry, so a daemon minting every hour does not keep every token it ever saw.
+    if (typeof token === "string" && token) addSecret(token, expiresAt ?? new Date(this.now() + TOKEN_LIFETIME_MS));
     if (typeof token !== "string" || !token || !expiresAt || Number.isNaN(expiresAt.getTime())) {
       throw new GitHubError(`GitHub's registration-token answer for ${scopeApiPath(scope)} has no usable token/expires_at: a proxy or GHES version problem? check github.apiUrl`, {
         status: res.status,
@@ -220,6 +307,16 @@ export class GitHubClient {
     return { token, expiresAt };
   }
 
+  /**
+   * One call beyond the runner basics (hygiene: labels, groups, releases), under the same retry
+   * policy, metrics and redaction. `route` is Octokit's "METHOD /path/{param}"; `accept` lists
+   * statuses that are answers, not failures (304 for a conditional GET, 404 for a lookup).
+   */
+  async rest<T>(endpoint: string, scope: Scope, route: string, params: Record<string, unknown>, signal: AbortSignal, accept: number[] = []): Promise<OctokitResponse<T>> {
+    const octokit = await this.octokitFor(scope, signal);
+    return this.call(endpoint, scope, signal, () => octokit.request(route, { ...params, request: { signal: this.attemptSignal(signal) } }) as Promise<OctokitResponse<T>>, accept);
+  }
+
   /** The runner by id, or null when GitHub answers 404 (the caller decides whether to trust it). */
   async getRunner(scope: Scope, id: number, signal: AbortSignal): Promise<RunnerApiState | null> {
     const octokit = await this.octokitFor(scope, signal);
@@ -227,7 +324,7 @@ export class GitHubClient {
       "runner",
       scope,
       signal,
-      () => octokit.request(`GET ${scopeApiPath(scope)}/actions/runners/{runner_id}`, { runner_id: id, request: { signal: this.attemptSignal(signal) } }) as Promise<OctokitResponse<Parameters<typeof toRunner>[0]>>,
+      () => octokit.request(`GET ${scopeApiPath(scope)}/actions/runners/{runner_id}`, { runner_id: id, request: { signal: this.attemptSignal(signal) } }) as Promise<OctokitResponse<RawRunner>>,
       [404],
     );
     return res.status === 404 ? null : toRunner(res.data);
@@ -237,7 +334,7 @@ export class GitHubClient {
   async findRunnersByName(scope: Scope, name: string, signal: AbortSignal): Promise<RunnerApiState[]> {
     const octokit = await this.octokitFor(scope, signal);
     const res = await this.call("runners-list", scope, signal, () =>
-      octokit.request(`GET ${scopeApiPath(scope)}/actions/runners`, { name, per_page: 100, request: { signal: this.attemptSignal(signal) } }) as Promise<OctokitResponse<{ runners: Parameters<typeof toRunner>[0][] }>>,
+      octokit.request(`GET ${scopeApiPath(scope)}/actions/runners`, { name, per_page: 100, request: { signal: this.attemptSignal(signal) } }) as Promise<OctokitResponse<{ runners: RawRunner[] }>>,
     );
     return (res.data.runners ?? []).filter((r) => r.name === name).map(toRunner);
   }
@@ -245,11 +342,13 @@ export class GitHubClient {
   /**
    * Every runner of the scope, all pages (fleet mode's poll). `etag` from the previous poll makes
    * the first page conditional: a 304 means nothing changed and costs no rate limit. Only a scope
-   * that fits on one page gets an ETag back.
+   * that fits on one page gets an ETag back. Each page is checked against itself and the listing
+   * says whether it is `complete` (runner-list.ts: churn between pages can skip a live runner).
    */
-  async listRunners(scope: Scope, signal: AbortSignal, etag?: string): Promise<{ notModified: boolean; etag: string | null; runners: RunnerApiState[] }> {
+  async listRunners(scope: Scope, signal: AbortSignal, etag?: string): Promise<RunnerListing> {
     const octokit = await this.octokitFor(scope, signal);
-    const runners: RunnerApiState[] = [];
+    const byId = new Map<number, RunnerApiState>();
+    const totals = new Set<number>();
     let firstEtag: string | null = null;
     for (let page = 1; ; page++) {
       const headers = page === 1 && etag ? { "if-none-match": etag } : {};
@@ -258,20 +357,23 @@ export class GitHubClient {
         scope,
         signal,
         () =>
-          octokit.request(`GET ${scopeApiPath(scope)}/actions/runners`, { per_page: 100, page, headers, request: { signal: this.attemptSignal(signal) } }) as Promise<
-            OctokitResponse<{ total_count: number; runners: Parameters<typeof toRunner>[0][] }>
+          octokit.request(`GET ${scopeApiPath(scope)}/actions/runners`, { per_page: LIST_PAGE_SIZE, page, headers, request: { signal: this.attemptSignal(signal) } }) as Promise<
+            OctokitResponse<unknown>
           >,
         [304],
       );
-      if (res.status === 304) return { notModified: true, etag: etag ?? null, runners: [] };
+      if (res.status === 304) return { notModified: true, etag: etag ?? null, runners: [], complete: true };
       if (page === 1) firstEtag = typeof res.headers.etag === "string" ? res.headers.etag : null;
-      const batch = res.data.runners ?? [];
-      runners.push(...batch.map(toRunner));
       const link = typeof res.headers.link === "string" ? res.headers.link : "";
-      if (!/rel="next"/.test(link) || batch.length === 0) break;
+      const hasNext = /rel="next"/.test(link);
+      const { total, batch } = checkListPage(res.data, page, hasNext, scope);
+      totals.add(total);
+      for (const r of batch) byId.set(r.id, toRunner(r));
+      if (!hasNext) break;
       // Page 1's ETag says nothing about later pages: a multi-page scope is always read whole.
       firstEtag = null;
     }
-    return { notModified: false, etag: firstEtag, runners };
+    const runners = [...byId.values()];
+    return { notModified: false, etag: firstEtag, runners, complete: totals.size === 1 && totals.has(runners.length) };
   }
 }

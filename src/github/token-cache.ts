@@ -32,7 +32,7 @@ export class TokenCache {
     if (typeof data.token !== "string" || typeof data.expires_at !== "string") return null;
     const expiresAt = new Date(data.expires_at);
     if (Number.isNaN(expiresAt.getTime())) return null;
-    addSecret(data.token);
+    addSecret(data.token, expiresAt);
     return { token: data.token, expiresAt };
   }
 

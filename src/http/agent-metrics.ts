@@ -11,9 +11,11 @@
  * something else (an expiry in 1970, an exhausted rate limit, a runner offline).
  */
 import { Counter, Gauge, Histogram, Registry } from "prom-client";
+import { registerPoolMetrics } from "./pool-metrics.ts";
 import { scopeKey } from "../shared/scope.ts";
 import type { MetricsDocument, RunnerReport } from "../shared/types.ts";
 import { REGISTRATION_REASONS, type AgentTelemetry } from "../agent/telemetry.ts";
+import { registerHygieneMetrics } from "../hygiene/metrics.ts";
 
 export const PROMETHEUS_CONTENT_TYPE = "text/plain; version=0.0.4; charset=utf-8";
 
@@ -85,6 +87,7 @@ export function createAgentRegistry(source: AgentHttpSource): { registry: Regist
         }
       },
     });
+  registerPoolMetrics(registers, () => doc()?.pools ?? []);
   perScope("runner_token_expiry_timestamp_seconds", "When the scope's registration token expires (epoch seconds; no sample while no token is held).", "token_expires_at");
   perScope("runner_token_last_refresh_timestamp_seconds", "When the scope's registration token was last minted (epoch seconds; no sample when never).", "last_refresh_timestamp");
 
@@ -209,6 +212,8 @@ export function createAgentRegistry(source: AgentHttpSource): { registry: Regist
       this.inc(Math.max(0, await source.outboxDropped().catch(() => 0)));
     },
   });
+
+  registerHygieneMetrics(registers, source.runners, telemetry.hygiene);
 
   return { registry, close: () => void unsubscribe() };
 }

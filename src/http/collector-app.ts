@@ -8,6 +8,7 @@ import type { Context, MiddlewareHandler } from "hono";
 import type { CollectorView, FleetRunner } from "../collector/types.ts";
 import { createCollectorRegistry } from "./collector-metrics.ts";
 import { renderDashboard } from "./dashboard.ts";
+import { rateLimit, type RateLimit } from "./rate-limit.ts";
 
 export interface CollectorAppOptions {
   /** When set, every /api route requires `Authorization: Bearer <authToken>`. */
@@ -17,10 +18,14 @@ export interface CollectorAppOptions {
   version: string;
   /** Called with an unexpected error before the 500 answer (the collector logs it). */
   onError?: (err: unknown, path: string) => void;
+  /** Bounds /api/v1/events, which reads the stream (default EVENTS_RATE_LIMIT). */
+  eventsRateLimit?: RateLimit;
 }
 
 export const EVENTS_DEFAULT_LIMIT = 100;
 export const EVENTS_MAX_LIMIT = 1000;
+/** Plenty for people and scripts; a loop hammering the stream gets 429s instead. */
+export const EVENTS_RATE_LIMIT: RateLimit = { burst: 20, perSecond: 5 };
 const PROMETHEUS_CONTENT_TYPE = "text/plain; version=0.0.4; charset=utf-8";
 
 /** The runner object of /api/v1/runners: the agent's state document plus the collector's view. */
@@ -33,6 +38,17 @@ export function runnerJson(r: FleetRunner): Record<string, unknown> {
     updated_at: new Date(r.updatedAt).toISOString(),
     stale_after: r.staleAfter,
   };
+}
+
+/** runnerJson for a list, where one runner that cannot be shown gets a placeholder, not a 500. */
+function runnersJson(list: FleetRunner[]): Record<string, unknown>[] {
+  return list.map((r) => {
+    try {
+      return runnerJson(r);
+    } catch {
+      return { key: r.key, host: r.host, runner: r.runner, error: "state unreadable" };
+    }
+  });
 }
 
 async function sha256(text: string): Promise<Uint8Array> {
@@ -96,7 +112,7 @@ export function createCollectorApp(view: CollectorView, options: CollectorAppOpt
   // None of them carries a secret: the agents publish none (SPEC 8).
   if (options.authToken !== undefined) app.use("/api/*", bearerAuth(options.authToken));
 
-  app.get("/api/v1/runners", (c) => c.json({ runners: view.runners().map(runnerJson) }));
+  app.get("/api/v1/runners", (c) => c.json({ runners: runnersJson(view.runners()) }));
 
   // hono decodes path parameters, so `/api/v1/runners/ci.example.com/runner%2001` finds "runner 01".
   app.get("/api/v1/runners/:host/:runner", (c) => {
@@ -107,6 +123,8 @@ export function createCollectorApp(view: CollectorView, options: CollectorAppOpt
     return c.json(runnerJson(found));
   });
 
+  // After the token check: requests without it get their 401 and never use up the bucket.
+  app.use("/api/v1/events", rateLimit(options.eventsRateLimit ?? EVENTS_RATE_LIMIT, now));
   app.get("/api/v1/events", async (c) => {
     const limit = parseLimit(c.req.query("limit"));
     if (typeof limit === "string") return c.json({ error: limit }, 400);

@@ -8,13 +8,29 @@ import { Counter, Gauge, Registry } from "prom-client";
 import type { CollectorView, FleetRunner } from "../collector/types.ts";
 import { scopeKey } from "../shared/scope.ts";
 import { EVENT_TYPES, type RunnerStatus } from "../shared/types.ts";
+import { EVENT_COUNT_EXTRAS, STATE_DROP_REASONS, eventTypeLabel } from "../collector/validate.ts";
+import { REFUSAL_REASONS, type RefusalReason } from "../fleet/authz.ts";
 
 /** `stale` is the collector's own status: a silent agent's last report no longer says much. */
 export const FLEET_STATUSES = ["ok", "refreshing", "deferred_busy", "failing", "unregistered", "held", "stale"] as const;
 export type FleetStatus = RunnerStatus | "stale";
 
-/** The view's counters for malformed and repeated deliveries (see CollectorView.eventCounts). */
-const COLLECTOR_EVENT_TYPES = [...EVENT_TYPES, "_invalid", "_duplicate"] as const;
+/** Every `type` label: the known types plus the view's counters (see CollectorView.eventCounts). */
+const COLLECTOR_EVENT_TYPES = [...EVENT_TYPES, ...EVENT_COUNT_EXTRAS] as const;
+
+/**
+ * Calls `fn` for each runner, skipping one that throws: a runner whose state cannot be read must
+ * cost its own samples only, never the whole scrape.
+ */
+function eachRunner(view: CollectorView, fn: (r: FleetRunner) => void): void {
+  for (const r of view.runners()) {
+    try {
+      fn(r);
+    } catch {
+      // Its samples are missing; the documents that get this far were validated (validate.ts).
+    }
+  }
+}
 
 export function fleetStatus(r: FleetRunner): FleetStatus {
   return r.stale ? "stale" : r.state.status;
@@ -52,11 +68,11 @@ export function createCollectorRegistry(view: CollectorView): Registry {
       registers,
       collect() {
         this.reset();
-        for (const r of view.runners()) {
+        eachRunner(view, (r) => {
           const v = value(r);
           // null means "not known" (e.g. no GitHub status yet): no sample rather than a false 0.
           if (v !== null) this.set({ host: r.host, runner: r.runner }, v);
-        }
+        });
       },
     });
   };
@@ -68,10 +84,10 @@ export function createCollectorRegistry(view: CollectorView): Registry {
       registers,
       collect() {
         this.reset();
-        for (const r of view.runners()) {
+        eachRunner(view, (r) => {
           const v = value(r);
           if (v !== null) this.set({ host: r.host, runner: r.runner, scope: scopeKey(r.state.scope) }, v);
-        }
+        });
       },
     });
   };
@@ -114,11 +130,13 @@ export function createCollectorRegistry(view: CollectorView): Registry {
     registers,
     collect() {
       this.reset();
-      for (const r of view.runners()) {
+      eachRunner(view, (r) => {
         const labels = { host: r.host, runner: r.runner, scope: scopeKey(r.state.scope) };
-        this.inc({ ...labels, outcome: "success" }, Math.max(0, r.state.total_refreshes));
-        this.inc({ ...labels, outcome: "failure" }, Math.max(0, r.state.failed_refreshes));
-      }
+        const success = Math.max(0, r.state.total_refreshes);
+        const failure = Math.max(0, r.state.failed_refreshes);
+        this.inc({ ...labels, outcome: "success" }, success);
+        this.inc({ ...labels, outcome: "failure" }, failure);
+      });
     },
   });
 
@@ -129,10 +147,11 @@ export function createCollectorRegistry(view: CollectorView): Registry {
     registers,
     collect() {
       const counts = new Map<string, number>(FLEET_STATUSES.map((s) => [s, 0]));
-      for (const r of view.runners()) {
+      eachRunner(view, (r) => {
         const s = fleetStatus(r);
-        counts.set(s, (counts.get(s) ?? 0) + 1);
-      }
+        // Only known statuses become labels (validation guarantees it; this keeps the set bounded).
+        if (counts.has(s)) counts.set(s, (counts.get(s) ?? 0) + 1);
+      });
       this.reset();
       for (const [status, n] of counts) this.set({ status }, n);
     },
@@ -140,14 +159,44 @@ export function createCollectorRegistry(view: CollectorView): Registry {
 
   new Counter({
     name: "runner_token_collector_events_total",
-    help: "Events this collector handled, by type (_invalid: malformed, _duplicate: redelivered).",
+    help: "Events this collector handled, by type (_unknown: a type this version does not know, _invalid: malformed, _duplicate: redelivered, _host_mismatch: host not that of the subject, dropped).",
     labelNames: ["type"] as const,
     registers,
     collect() {
       const counts = new Map<string, number>(COLLECTOR_EVENT_TYPES.map((t) => [t, 0]));
-      for (const [type, n] of view.eventCounts()) counts.set(type, n);
+      // Any other key folds into _unknown, so no value from outside ever becomes a label.
+      for (const [type, n] of view.eventCounts()) {
+        const label = counts.has(type) ? type : eventTypeLabel(type);
+        counts.set(label, (counts.get(label) ?? 0) + n);
+      }
       this.reset();
       for (const [type, n] of counts) this.inc({ type }, Math.max(0, n));
+    },
+  });
+
+  new Counter({
+    name: "runner_token_collector_documents_dropped_total",
+    help: "State documents this collector dropped, by reason (not_json, too_large, unknown_version, invalid, key_mismatch: host/runner not those of the KV key).",
+    labelNames: ["reason"] as const,
+    registers,
+    collect() {
+      const counts = new Map<string, number>(STATE_DROP_REASONS.map((r) => [r, 0]));
+      for (const [reason, n] of view.documentsDropped?.() ?? []) if (counts.has(reason)) counts.set(reason, n);
+      this.reset();
+      for (const [reason, n] of counts) this.inc({ reason }, Math.max(0, n));
+    },
+  });
+
+  new Counter({
+    name: "runner_token_broker_refusals_total",
+    help: "Token requests the fleet broker refused, by reason (bad_request, no_inbox, host_mismatch, scope_not_brokered, host_not_allowed); docs/fleet.md.",
+    labelNames: ["reason"] as const,
+    registers,
+    collect() {
+      const counts = new Map<string, number>(REFUSAL_REASONS.map((r) => [r, 0]));
+      for (const [reason, n] of view.brokerRefusals?.() ?? []) if (counts.has(reason as RefusalReason)) counts.set(reason as RefusalReason, n);
+      this.reset();
+      for (const [reason, n] of counts) this.inc({ reason }, Math.max(0, n));
     },
   });
 

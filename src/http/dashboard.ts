@@ -88,6 +88,18 @@ function runnerRow(r: FleetRunner, nowMs: number): string {
 </tr>`;
 }
 
+/**
+ * One runner's row, or a row that says its state could not be shown: one runner's odd state
+ * must never cost the page (the collector validates documents; this is the second line).
+ */
+function safeRunnerRow(r: FleetRunner, nowMs: number): string {
+  try {
+    return runnerRow(r, nowMs);
+  } catch {
+    return `<tr><td>${esc(r.host)}</td><td>${esc(r.runner)}</td><td colspan="9" class="bad">state unreadable: see /api/v1/runners</td></tr>`;
+  }
+}
+
 function alertRow(a: CollectorAlert, nowMs: number): string {
   return `<tr><td><span class="sev sev-${esc(a.severity)}">${esc(a.severity)}</span></td>
 <td>${esc(a.rule)}</td><td>${esc(a.host)}</td><td>${esc(a.runner)}</td><td>${esc(a.summary)}</td>
@@ -102,6 +114,15 @@ function eventRow(e: Envelope, nowMs: number): string {
 <td>${esc(e.scope ? scopeKey(e.scope) : "")}</td><td class="data">${esc(data)}</td></tr>`;
 }
 
+/** An event that cannot be shown is left out rather than costing the page. */
+function safely(row: () => string): string[] {
+  try {
+    return [row()];
+  } catch {
+    return [];
+  }
+}
+
 function table(headers: string[], rows: string[], empty: string): string {
   if (rows.length === 0) return `<p class="muted">${esc(empty)}</p>`;
   return `<table><thead><tr>${headers.map((h) => `<th>${esc(h)}</th>`).join("")}</tr></thead>
@@ -110,11 +131,11 @@ function table(headers: string[], rows: string[], empty: string): string {
 
 function summary(input: DashboardInput, nowMs: number): string {
   const counts = new Map<FleetStatus, number>(FLEET_STATUSES.map((s) => [s, 0]));
-  for (const r of input.runners) counts.set(fleetStatus(r), (counts.get(fleetStatus(r)) ?? 0) + 1);
+  for (const r of input.runners) if (counts.has(fleetStatus(r))) counts.set(fleetStatus(r), (counts.get(fleetStatus(r)) ?? 0) + 1);
   const tiles = FLEET_STATUSES.map(
     (s) => `<div class="tile${counts.get(s) ? ` s-${s}` : ""}"><b>${counts.get(s)}</b><span>${esc(s)}</span></div>`,
   );
-  const expiries = input.runners.map((r) => r.state.token_expires_at).filter((x): x is number => x !== null);
+  const expiries = input.runners.map((r) => r.state.token_expires_at).filter((x): x is number => typeof x === "number" && Number.isFinite(x));
   const expired = expiries.filter((x) => x <= nowMs / 1000).length;
   const soonest = expiries.length ? tokenLeft(Math.min(...expiries), nowMs) : "none";
   const stale = counts.get("stale") ?? 0;
@@ -148,8 +169,9 @@ th{background:#eef0f3;font-weight:600}
 footer{margin-top:2rem;color:#7a8291;font-size:12px}`;
 
 export function renderDashboard(input: DashboardInput, nowMs: number): string {
+  const rank = (r: FleetRunner) => RANK[fleetStatus(r)] ?? -1;
   const runners = [...input.runners].sort(
-    (a, b) => RANK[fleetStatus(a)] - RANK[fleetStatus(b)] || a.host.localeCompare(b.host) || a.runner.localeCompare(b.runner),
+    (a, b) => rank(a) - rank(b) || String(a.host).localeCompare(String(b.host)) || String(a.runner).localeCompare(String(b.runner)),
   );
   const events = [...input.events].reverse();
   const refresh = input.refreshSeconds ?? 10;
@@ -169,11 +191,11 @@ ${table(["severity", "rule", "host", "runner", "summary", "since"], input.alerts
 <h2>Runners</h2>
 ${table(
   ["host", "runner", "status", "scope", "registered", "online", "busy", "token left", "failures", "last seen", "last error"],
-  runners.map((r) => runnerRow(r, nowMs)),
+  runners.map((r) => safeRunnerRow(r, nowMs)),
   "No runners have reported yet.",
 )}
 <h2>Recent events</h2>
-${table(["when", "type", "host", "runner", "scope", "data"], events.map((e) => eventRow(e, nowMs)), "No events yet.")}
+${table(["when", "type", "host", "runner", "scope", "data"], events.flatMap((e) => safely(() => eventRow(e, nowMs))), "No events yet.")}
 <footer>runner-token-refresh collector ${esc(input.version)} · JSON at /api/v1 · metrics at /metrics</footer>
 </body></html>
 `;

@@ -9,18 +9,39 @@ import { addSecret } from "../shared/redact.ts";
 import { ConfigError, errorMessage } from "../shared/errors.ts";
 import type { NatsConfig } from "../config/types.ts";
 import type { Runtime } from "../runtime/types.ts";
+import { inboxPrefixFor } from "./subjects.ts";
+import { scrubUrls, splitServerCredentials, stripUserinfo } from "../shared/url-credentials.ts";
 
 export type ConnectMode = "daemon" | "check" | "collector";
 
 export const CHECK_CONNECT_TIMEOUT_MS = 2000;
 
+/**
+ * Agents reply-subscribe under `_INBOX_<encoded name>`, which per-host NATS permissions grant to
+ * that host alone (so no agent reads another's token reply, and the broker knows who asks); the
+ * collector keeps nats.js's `_INBOX` unless nats.inboxPrefix says otherwise.
+ */
+export function inboxPrefixOf(cfg: NatsConfig, mode: ConnectMode): string | undefined {
+  return cfg.inboxPrefix ?? (mode === "collector" ? undefined : inboxPrefixFor(cfg.name));
+}
+
 export async function connectionOptions(runtime: Runtime, cfg: NatsConfig, mode: ConnectMode): Promise<ConnectionOptions> {
+  // nats.js ignores userinfo in a server URL (and would show it): log in with it instead, unless
+  // nats.user/password (or a token) say otherwise. The config loader does this too; configs built
+  // in code come through here.
+  const fromUrl = splitServerCredentials(cfg.servers);
+  const explicitUser = cfg.user !== undefined || cfg.password !== undefined;
   const options: ConnectionOptions = {
-    servers: cfg.servers,
+    servers: fromUrl.servers,
     name: `${cfg.name} (runner-token-refresh ${mode})`,
-    user: cfg.user,
-    pass: cfg.password,
-    token: cfg.token,
+    user: explicitUser ? cfg.user : fromUrl.user,
+    pass: explicitUser ? cfg.password : fromUrl.password,
+    token: cfg.token ?? fromUrl.token,
+    inboxPrefix: inboxPrefixOf(cfg, mode),
+    // A cluster (SPEC 16): spread clients over nats.servers in random order, and learn the other
+    // nodes from the server, so losing the listed ones does not strand a client.
+    noRandomize: false,
+    ignoreClusterUpdates: false,
   };
   if (cfg.credsFile) {
     let creds: string;
@@ -51,14 +72,17 @@ export async function connectionOptions(runtime: Runtime, cfg: NatsConfig, mode:
 
 /** Names the option to fix when the server refuses us. */
 export function describeNatsError(err: unknown, cfg: NatsConfig): string {
-  const message = errorMessage(err);
+  // Shown on /healthz and the dashboard: never a URL's user:password.
+  const message = scrubUrls(errorMessage(err));
+  const servers = cfg.servers.map(stripUserinfo).join(",");
   if (/authorization|authentication|auth/i.test(message)) {
-    const how = cfg.credsFile ? "nats.credsFile (NATS_CREDS_FILE)" : cfg.token ? "nats.token (NATS_TOKEN)" : cfg.user ? "nats.user/nats.password (NATS_USER/NATS_PASSWORD)" : "nats credentials (none were given: set nats.user/password, token or credsFile)";
-    return `NATS at ${cfg.servers.join(",")} refused the credentials (${message}): check ${how}`;
+    const inUrl = cfg.servers.some((s) => stripUserinfo(s) !== s);
+    const how = cfg.credsFile ? "nats.credsFile (NATS_CREDS_FILE)" : cfg.token ? "nats.token (NATS_TOKEN)" : cfg.user ? "nats.user/nats.password (NATS_USER/NATS_PASSWORD, or the user:password in NATS_URL)" : inUrl ? "the user:password in nats.servers (NATS_URL)" : "nats credentials (none were given: set nats.user/password, token or credsFile)";
+    return `NATS at ${servers} refused the credentials (${message}): check ${how}`;
   }
-  if (/permission/i.test(message)) return `NATS permission denied (${message}): the NATS user needs publish rights on the events subjects and $JS API (see docs/nats.md)`;
+  if (/permission/i.test(message)) return `NATS permission denied (${message}): this host's NATS user lacks a permission: runner-token-refresh nats-permissions prints the ones it needs (docs/nats.md)`;
   if (/tls|certificate|self.signed/i.test(message)) return `NATS TLS failed (${message}): check nats.tls.ca / cert / key`;
-  return `NATS at ${cfg.servers.join(",")} unreachable (${message}): check nats.servers (NATS_URL)`;
+  return `NATS at ${servers} unreachable (${message}): check nats.servers (NATS_URL)`;
 }
 
 export async function connectNats(runtime: Runtime, cfg: NatsConfig, mode: ConnectMode): Promise<NatsConnection> {

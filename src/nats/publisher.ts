@@ -16,6 +16,8 @@ import { connectNats, describeNatsError, type ConnectMode } from "./connect.ts";
 import { Outbox } from "./outbox.ts";
 import { ensureEventsStream, openBucket, NatsSetupError } from "./setup.ts";
 import { eventSubject, natsNames, stateKey, type NatsNames } from "./subjects.ts";
+import { stripUserinfo } from "../shared/url-credentials.ts";
+import { describePublishError, retryThroughElection } from "./retry.ts";
 
 const PUBLISH_TIMEOUT_MS = 5000;
 const encoder = new TextEncoder();
@@ -27,6 +29,8 @@ export interface NatsPublisherOptions {
   log: Logger;
   mode: ConnectMode;
   outboxLimit?: number;
+  /** How long a publish is retried through a leader election before the outbox takes it (ms). */
+  electionRetryMs?: number;
 }
 
 export class NatsPublisher implements Publisher {
@@ -41,6 +45,11 @@ export class NatsPublisher implements Publisher {
   private readonly connecting: Promise<void>;
   private lastError: string | null = null;
   private readonly pendingStates = new Map<string, StateDocument>();
+  /** Between a disconnect and the reconnect: no election retries, the outbox takes events at once. */
+  private disconnected = false;
+  /** Counts disconnects: a publish that spanned one is not retried (the outbox and the reconnect replay take it, as in an outage). */
+  private disconnects = 0;
+  private redrainTimer: ReturnType<typeof setTimeout> | null = null;
 
   constructor(private readonly options: NatsPublisherOptions) {
     this.names = natsNames(options.config.prefix);
@@ -79,12 +88,12 @@ export class NatsPublisher implements Publisher {
     }
     this.nc = nc;
     try {
-      await ensureEventsStream(nc, this.names, log).catch((err) => {
+      await ensureEventsStream(nc, this.names, log, config.replicas).catch((err) => {
         if (err instanceof NatsSetupError) throw err;
         // Publish-only permissions: the collector creates the stream; just publish.
         log.debug(`cannot check or create stream ${this.names.eventsStream}: ${errorMessage(err)}`);
       });
-      this.kv = await openBucket(nc, this.names.stateBucket, true).catch((err) => {
+      this.kv = await openBucket(nc, this.names.stateBucket, true, { replicas: config.replicas, log }).catch((err) => {
         log.debug(`cannot create bucket ${this.names.stateBucket} (${errorMessage(err)}): opening it`);
         return openBucket(nc, this.names.stateBucket, false).catch(() => null);
       });
@@ -96,7 +105,7 @@ export class NatsPublisher implements Publisher {
       return;
     }
     this.js = jetstream(nc);
-    log.info({ servers: config.servers }, "connected to NATS");
+    log.info({ servers: config.servers.map(stripUserinfo) }, "connected to NATS");
     this.watchStatus(nc);
     this.enqueue(() => this.drain());
     this.enqueue(() => this.flushStates());
@@ -106,10 +115,13 @@ export class NatsPublisher implements Publisher {
     (async () => {
       for await (const s of nc.status()) {
         if (s.type === "reconnect") {
+          this.disconnected = false;
           this.options.log.info("reconnected to NATS: replaying the outbox");
           this.enqueue(() => this.drain());
           this.enqueue(() => this.flushStates());
         } else if (s.type === "disconnect") {
+          this.disconnected = true;
+          this.disconnects++;
           this.options.log.warn("lost the NATS connection: events wait in the outbox");
         }
       }
@@ -124,6 +136,25 @@ export class NatsPublisher implements Publisher {
 
   private async publishOne(event: Envelope): Promise<void> {
     await this.js!.publish(eventSubject(this.names.prefix, event), encoder.encode(JSON.stringify(event)), { msgID: event.id, timeout: PUBLISH_TIMEOUT_MS });
+  }
+
+  /** Retries through a leader election (SPEC 16), same msgID each time, while the connection is up. */
+  private electionRetry<T>(fn: () => Promise<T>): Promise<T> {
+    if (this.disconnected) return fn();
+    const epoch = this.disconnects;
+    return retryThroughElection(fn, { budgetMs: this.options.electionRetryMs, shouldRetry: () => this.connected && !this.disconnected && this.disconnects === epoch && !this.closed });
+  }
+
+  /** Events left in the outbox while still connected (no reconnect will replay them): try again soon. */
+  private scheduleRedrain(): void {
+    if (this.redrainTimer || this.closed) return;
+    this.redrainTimer = setTimeout(() => {
+      this.redrainTimer = null;
+      this.enqueue(async () => {
+        await this.drain();
+        if (this.outboxHasEvents && this.connected && !this.disconnected) this.scheduleRedrain();
+      });
+    }, 5000);
   }
 
   /** Pipelined in order on one connection: the server stores them in the order sent. */
@@ -145,15 +176,16 @@ export class NatsPublisher implements Publisher {
     return this.enqueue(async () => {
       if (this.connected && !this.outboxHasEvents) {
         try {
-          await this.publishOne(event);
+          await this.electionRetry(() => this.publishOne(event));
           return;
         } catch (err) {
-          this.options.log.warn({ event: event.type }, `NATS did not acknowledge ${event.type} (${errorMessage(err)}): kept in the outbox`);
+          this.options.log.warn({ event: event.type }, `NATS did not acknowledge ${event.type} (${describePublishError(err)}): kept in the outbox`);
         }
       }
       await this.outbox.append([event]);
       this.outboxHasEvents = true;
       if (this.connected) await this.drain();
+      if (this.outboxHasEvents && this.connected && !this.disconnected) this.scheduleRedrain();
     });
   }
 
@@ -168,10 +200,10 @@ export class NatsPublisher implements Publisher {
     if (!this.kv || !this.connected) return;
     for (const [key, doc] of [...this.pendingStates]) {
       try {
-        await this.kv.put(key, JSON.stringify(doc));
+        await this.electionRetry(() => this.kv!.put(key, JSON.stringify(doc)));
         if (this.pendingStates.get(key) === doc) this.pendingStates.delete(key);
       } catch (err) {
-        this.options.log.debug(`state put failed: ${errorMessage(err)}`);
+        this.options.log.debug(`state put failed: ${describePublishError(err)}`);
         return;
       }
     }
@@ -195,6 +227,8 @@ export class NatsPublisher implements Publisher {
       if (this.connected && this.outboxHasEvents) await this.drain();
     });
     this.closed = true;
+    if (this.redrainTimer) clearTimeout(this.redrainTimer);
+    this.redrainTimer = null;
     const nc = this.nc;
     this.nc = null;
     this.js = null;

@@ -13,6 +13,7 @@ import { Kvm, type KV } from "@nats-io/kv";
 import { RtrError, ExitCode } from "../shared/errors.ts";
 import type { Logger } from "../shared/logger.ts";
 import type { NatsNames } from "./subjects.ts";
+import { createBucket, warnReplicas, type BucketOptions } from "./cluster.ts";
 
 export const EVENTS_MAX_AGE_MS = 7 * 86_400_000;
 export const EVENTS_MAX_BYTES = 256 * 1024 ** 2;
@@ -40,7 +41,8 @@ function subjectCovers(pattern: string, subject: string): boolean {
   return p.length === s.length;
 }
 
-export async function ensureEventsStream(nc: NatsConnection, names: NatsNames, log: Logger): Promise<void> {
+/** `replicas` is nats.replicas (SPEC 16): used when creating, compared when adopting. */
+export async function ensureEventsStream(nc: NatsConnection, names: NatsNames, log: Logger, replicas = 1): Promise<void> {
   const jsm = await jetstreamManager(nc);
   try {
     const info = await jsm.streams.info(names.eventsStream);
@@ -57,6 +59,7 @@ export async function ensureEventsStream(nc: NatsConnection, names: NatsNames, l
     if (info.config.retention !== RetentionPolicy.Limits) {
       log.warn({ stream: names.eventsStream, retention: info.config.retention }, `stream ${names.eventsStream} uses ${info.config.retention} retention: /api/v1/events may miss events; adopting it unchanged`);
     }
+    warnReplicas(log, names.eventsStream, info.config.num_replicas, replicas);
     return;
   } catch (err) {
     if (err instanceof NatsSetupError) throw err;
@@ -71,7 +74,7 @@ export async function ensureEventsStream(nc: NatsConnection, names: NatsNames, l
     max_age: nanos(EVENTS_MAX_AGE_MS),
     max_bytes: EVENTS_MAX_BYTES,
     duplicate_window: nanos(DEDUPE_WINDOW_MS),
-    num_replicas: 1,
+    num_replicas: replicas,
   };
   try {
     await jsm.streams.add(config);
@@ -82,8 +85,8 @@ export async function ensureEventsStream(nc: NatsConnection, names: NatsNames, l
   }
 }
 
-export async function openBucket(nc: NatsConnection, bucket: string, create: boolean): Promise<KV> {
-  const kvm = new Kvm(nc);
-  if (!create) return kvm.open(bucket);
-  return kvm.create(bucket, { history: 1 });
+/** `options.replicas` (nats.replicas) applies when the bucket is created; see cluster.ts. */
+export async function openBucket(nc: NatsConnection, bucket: string, create: boolean, options: BucketOptions = {}): Promise<KV> {
+  if (!create) return new Kvm(nc).open(bucket);
+  return createBucket(nc, bucket, options);
 }

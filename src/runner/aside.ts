@@ -33,7 +33,10 @@ export async function moveAside(runtime: Runtime, dir: string, asideRoot: string
   let previousAgentId: number | null = null;
   for (const name of REGISTRATION_FILES) {
     const from = join(dir, name);
-    if (!(await runtime.files.stat(from))) continue;
+    const stat = await runtime.files.lstat(from);
+    if (!stat) continue;
+    // Checked again here: the runner's user may have planted a link since the pass looked.
+    if (stat.isSymbolicLink) throw Object.assign(new Error(`${from} is a symbolic link: not moving it`), { code: "ELOOP" });
     if (name === ".runner" || name === ".runner_migrated") {
       const parsed = parseRunnerFile(await runtime.files.readText(from).catch(() => ""), name);
       previousAgentId ??= parsed.runner?.agentId ?? null;

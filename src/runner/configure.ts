@@ -1,14 +1,13 @@
 /**
- * Runs `config.sh --unattended --replace ...` (SPEC 5 step 5). The token goes only in
- * ACTIONS_RUNNER_INPUT_TOKEN, never argv; RUNNER_ALLOW_RUNASROOT is never set by us (an
- * inherited one is passed through untouched: that is the operator's choice).
+ * Runs `config.sh --unattended --replace ...` (SPEC 5 step 5) as the runner's user. The token goes
+ * only in ACTIONS_RUNNER_INPUT_TOKEN, never argv; RUNNER_ALLOW_RUNASROOT is never set by us.
  */
 import { join } from "node:path";
 import { RegistrationError } from "../shared/errors.ts";
 import { redact } from "../shared/redact.ts";
 import type { Runtime } from "../runtime/types.ts";
 import type { RunnerConfig } from "../config/types.ts";
-import { childEnv } from "./child-env.ts";
+import { runnerEnv, switchTo, type SystemUser } from "../privsep/index.ts";
 
 export function configArgs(runner: RunnerConfig): string[] {
   const args = ["--unattended", "--replace", "--url", runner.url, "--name", runner.name];
@@ -29,7 +28,7 @@ export async function runConfigure(
   runtime: Runtime,
   runner: RunnerConfig,
   token: string,
-  options: { timeoutSeconds: number; user?: string },
+  options: { timeoutSeconds: number; user: SystemUser },
 ): Promise<{ output: string }> {
   const script = join(runner.dir, "config.sh");
   const stat = await runtime.files.stat(script);
@@ -37,9 +36,11 @@ export async function runConfigure(
   if (!(stat.mode & 0o111)) throw new RegistrationError(`${script} is not executable: chmod +x it`, "configure");
   const result = await runtime.spawn(script, configArgs(runner), {
     cwd: runner.dir,
-    env: childEnv({ ACTIONS_RUNNER_INPUT_TOKEN: token }),
+    // As the runner's user, with nothing of the agent's environment but the one token (SPEC 15).
+    inheritEnv: false,
+    env: runnerEnv(runtime, options.user, { ACTIONS_RUNNER_INPUT_TOKEN: token }),
     timeoutMs: options.timeoutSeconds * 1000,
-    user: options.user,
+    user: switchTo(runtime, options.user),
   });
   const output = outputTail(result.stdout, result.stderr);
   if (result.spawnError) {

@@ -7,6 +7,8 @@ import type { Runtime } from "../runtime/types.ts";
 
 export const REGISTRATION_FILES = [".runner", ".runner_migrated", ".credentials", ".credentials_migrated", ".credentials_rsaparams"] as const;
 export const HOLD_FILE = ".rtr-hold";
+/** Every file the agent reads or moves in a runner dir (the runner's user can replace any of them). */
+const READ_FILES = [...REGISTRATION_FILES, ".service", HOLD_FILE] as const;
 
 export interface RunnerFile {
   agentId: number;
@@ -22,6 +24,12 @@ export interface RunnerFile {
 
 export interface LocalRunnerState {
   dirExists: boolean;
+  /**
+   * Why the agent will not touch this dir: the dir or one of its files is a symbolic link. The
+   * runner's user (and its jobs) can plant one, and the agent may run as root: following it would
+   * read or move files anywhere (SPEC 15).
+   */
+  refused: string | null;
   /** `.runner` or `.runner_migrated` exists (as the runner itself sees "configured"). */
   configured: boolean;
   /** The parsed runner file, when readable. */
@@ -64,11 +72,22 @@ export function parseRunnerFile(text: string, fileName: string): { runner: Runne
   return { runner: { ...(data as RunnerFile), agentId: id }, problem: null };
 }
 
+const ABSENT: Omit<LocalRunnerState, "dirExists" | "refused"> = { configured: false, runner: null, runnerProblem: null, hasCredentials: false, serviceUnit: null, held: false, runnerFileMtime: null };
+
+/** A symbolic link among the dir and the files the agent reads or moves, described; else null. */
+export async function findSymlink(runtime: Runtime, dir: string): Promise<string | null> {
+  if ((await runtime.files.lstat(dir))?.isSymbolicLink) return `runner dir ${dir} is a symbolic link: set runners[].dir to the real path`;
+  for (const name of READ_FILES) {
+    if ((await runtime.files.lstat(join(dir, name)))?.isSymbolicLink) return `${join(dir, name)} is a symbolic link: the agent never follows links in a runner dir; remove it (and find out who made it)`;
+  }
+  return null;
+}
+
 export async function readLocalState(runtime: Runtime, dir: string): Promise<LocalRunnerState> {
   const stat = await runtime.files.stat(dir);
-  if (!stat?.isDirectory) {
-    return { dirExists: false, configured: false, runner: null, runnerProblem: null, hasCredentials: false, serviceUnit: null, held: false, runnerFileMtime: null };
-  }
+  if (!stat?.isDirectory) return { dirExists: false, refused: null, ...ABSENT };
+  const refused = await findSymlink(runtime, dir);
+  if (refused) return { dirExists: true, refused, ...ABSENT };
   const migrated = await readOptional(runtime, join(dir, ".runner_migrated"));
   const plain = migrated === null ? await readOptional(runtime, join(dir, ".runner")) : null;
   const runnerText = migrated ?? plain;
@@ -79,6 +98,7 @@ export async function readLocalState(runtime: Runtime, dir: string): Promise<Loc
   const runnerStat = runnerText === null ? null : await runtime.files.stat(join(dir, runnerName));
   return {
     dirExists: true,
+    refused: null,
     configured: runnerText !== null,
     runner: parsed.runner,
     runnerProblem: parsed.problem,

@@ -14,32 +14,44 @@ export async function localJobRunning(runtime: Runtime, dir: string): Promise<bo
   return false;
 }
 
-export type DiagFinding = "registration_deleted" | "session_conflict" | "signature_invalid";
+export type DiagFinding = "registration_deleted" | "session_conflict" | "signature_invalid" | "version_deprecated";
 
 const PATTERNS: [DiagFinding, RegExp][] = [
   ["registration_deleted", /registration has been deleted from the server/i],
   ["session_conflict", /A session for this runner already exists/i],
   ["signature_invalid", /The signature is not valid/i],
+  // Also logged, falsely, on any 403 from the broker host (actions/runner#3381): src/hygiene/deprecation.ts tells which.
+  ["version_deprecated", /Runner version v?\S+ is deprecated and cannot receive messages/i],
 ];
 const TAIL_BYTES = 64 * 1024;
 
 /** What the newest Runner_*.log says, looking only at its tail (the logs grow large). */
 export async function scanDiag(runtime: Runtime, dir: string): Promise<DiagFinding[]> {
+  const log = await readNewestDiag(runtime, dir);
+  if (!log) return [];
+  const tail = log.text.slice(-TAIL_BYTES);
+  return PATTERNS.filter(([, re]) => re.test(tail)).map(([finding]) => finding);
+}
+
+/** The newest `_diag/Runner_*.log` (one per listener start), whole, with when it was last written. */
+export async function readNewestDiag(runtime: Runtime, dir: string): Promise<{ name: string; text: string; mtimeMs: number } | null> {
   const diag = join(dir, "_diag");
   let names: string[];
   try {
     names = (await runtime.files.readdir(diag)).filter((n) => /^Runner_.*\.log$/.test(n)).sort();
   } catch {
-    return [];
+    return null;
   }
   const newest = names.at(-1);
-  if (!newest) return [];
-  let text: string;
+  if (!newest) return null;
+  // Never through a link or into a device: the runner's user could point the agent (maybe root)
+  // at /dev/zero or another user's file.
+  const diagStat = await runtime.files.lstat(diag).catch(() => null);
+  const logStat = await runtime.files.lstat(join(diag, newest)).catch(() => null);
+  if (!diagStat?.isDirectory || !logStat?.isFile) return null;
   try {
-    text = await runtime.files.readText(join(diag, newest));
+    return { name: newest, text: await runtime.files.readText(join(diag, newest)), mtimeMs: logStat.mtimeMs };
   } catch {
-    return [];
+    return null;
   }
-  const tail = text.slice(-TAIL_BYTES);
-  return PATTERNS.filter(([, re]) => re.test(tail)).map(([finding]) => finding);
 }

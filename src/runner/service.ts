@@ -2,10 +2,16 @@
  * The runner's service: systemd (`systemctl is-active|start|stop <unit from .service>`), the
  * runner's own svc.sh, custom commands, or none. Default (`auto`): systemd when the dir has a
  * `.service` file, else none.
+ *
+ * The agent may run as root, and the runner dir belongs to the runner's user (and so to its
+ * jobs): svc.sh and custom commands run as that user with a clean environment, and the unit
+ * name read from `.service` is used only when it is an actions runner unit, so a job cannot make
+ * the agent start `debug-shell.service` (SPEC 15).
  */
 import { join } from "node:path";
 import type { Runtime, SpawnResult } from "../runtime/types.ts";
 import type { ServiceSpec } from "../config/types.ts";
+import { runnerEnv, switchTo, type SystemUser } from "../privsep/index.ts";
 import { childEnv } from "./child-env.ts";
 
 export type ServiceState = "active" | "inactive" | "unknown";
@@ -20,22 +26,39 @@ export interface ServiceControl {
 const TIMEOUT_MS = 60_000;
 const SVC_STATUS_RE = /Active:\s+active|active \(running\)/;
 
+/**
+ * What svc.sh installs: actions.runner.<owner-repo | org | enterprises-slug>.<name>.service, in
+ * systemd's unit-name alphabet (no "/", no leading "-" that systemctl would read as a flag).
+ */
+const RUNNER_UNIT_RE = /^actions\.runner\.[A-Za-z0-9_.\\:-]+\.service$/;
+
+export function isRunnerUnitName(unit: string): boolean {
+  return RUNNER_UNIT_RE.test(unit) && unit.length <= 255;
+}
+
 export function resolveServiceKind(spec: ServiceSpec, serviceUnit: string | null): Exclude<ServiceSpec["kind"], "auto"> {
   if (spec.kind !== "auto") return spec.kind;
   return serviceUnit ? "systemd" : "none";
 }
 
-export function createServiceControl(runtime: Runtime, spec: ServiceSpec, dir: string, serviceUnit: string | null): ServiceControl {
+export function createServiceControl(runtime: Runtime, spec: ServiceSpec, dir: string, serviceUnit: string | null, runAs: SystemUser): ServiceControl {
   const kind = resolveServiceKind(spec, serviceUnit);
-  const run = (cmd: string, args: string[]) => runtime.spawn(cmd, args, { cwd: dir, timeoutMs: TIMEOUT_MS, env: childEnv() });
+  // systemctl is the agent's own tool (and the unit name is checked); anything from the runner
+  // dir or the config's custom commands runs as the runner's user.
+  const asAgent = (cmd: string, args: string[]) => runtime.spawn(cmd, args, { cwd: dir, timeoutMs: TIMEOUT_MS, env: childEnv() });
+  const asRunner = (cmd: string, args: string[]) =>
+    runtime.spawn(cmd, args, { cwd: dir, timeoutMs: TIMEOUT_MS, inheritEnv: false, env: runnerEnv(runtime, runAs), user: switchTo(runtime, runAs) });
   const failed = (message: string): SpawnResult => ({ code: 1, signal: null, stdout: "", stderr: message, timedOut: false });
   switch (kind) {
-    case "systemd":
+    case "systemd": {
+      const unit = serviceUnit && isRunnerUnitName(serviceUnit) ? serviceUnit : null;
+      const refuse = () =>
+        failed(serviceUnit ? `refusing unit "${serviceUnit.slice(0, 80)}" from ${dir}/.service: not an actions.runner.*.service name (reinstall the service with svc.sh install)` : "no .service file: install the service with svc.sh install");
       return {
         kind,
         async status() {
-          if (!serviceUnit) return "unknown";
-          const r = await run("systemctl", ["is-active", serviceUnit]);
+          if (!unit) return "unknown";
+          const r = await asAgent("systemctl", ["is-active", unit]);
           if (r.spawnError) return "unknown";
           // is-active prints one word; anything else (no bus, no unit) is not a reason to act.
           const state = r.stdout.trim();
@@ -43,32 +66,33 @@ export function createServiceControl(runtime: Runtime, spec: ServiceSpec, dir: s
           if (state === "inactive" || state === "failed" || state === "deactivating") return "inactive";
           return "unknown";
         },
-        start: () => (serviceUnit ? run("systemctl", ["start", serviceUnit]) : Promise.resolve(failed("no .service file: install the service with svc.sh install"))),
-        stop: () => (serviceUnit ? run("systemctl", ["stop", serviceUnit]) : Promise.resolve(failed("no .service file"))),
+        start: () => (unit ? asAgent("systemctl", ["start", unit]) : Promise.resolve(refuse())),
+        stop: () => (unit ? asAgent("systemctl", ["stop", unit]) : Promise.resolve(refuse())),
       };
+    }
     case "svc.sh":
       return {
         kind,
         async status() {
-          const r = await run(join(dir, "svc.sh"), ["status"]);
+          const r = await asRunner(join(dir, "svc.sh"), ["status"]);
           if (r.spawnError) return "unknown";
           return SVC_STATUS_RE.test(r.stdout) ? "active" : "inactive";
         },
-        start: () => run(join(dir, "svc.sh"), ["start"]),
-        stop: () => run(join(dir, "svc.sh"), ["stop"]),
+        start: () => asRunner(join(dir, "svc.sh"), ["start"]),
+        stop: () => asRunner(join(dir, "svc.sh"), ["stop"]),
       };
     case "custom": {
       const custom = spec as Extract<ServiceSpec, { kind: "custom" }>;
       return {
         kind,
         async status() {
-          const r = await run(custom.status[0], custom.status.slice(1));
+          const r = await asRunner(custom.status[0], custom.status.slice(1));
           if (r.spawnError) return "unknown";
           // Like `systemctl is-active`: exit 0 means running.
           return r.code === 0 ? "active" : "inactive";
         },
-        start: () => run(custom.start[0], custom.start.slice(1)),
-        stop: () => run(custom.stop[0], custom.stop.slice(1)),
+        start: () => asRunner(custom.start[0], custom.start.slice(1)),
+        stop: () => asRunner(custom.stop[0], custom.stop.slice(1)),
       };
     }
     default:

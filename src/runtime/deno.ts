@@ -4,7 +4,7 @@
  * env, argv, signals, hostname, output and exit use Deno's own APIs.
  */
 import { nodeFiles } from "./node-files.ts";
-import { listProcesses, spawnProcess, startProcess } from "./node-process.ts";
+import { listProcesses, spawnProcess, startProcess, startServiceChild, signalGroup } from "./node-process.ts";
 import { lookupUserName } from "./node.ts";
 import type { Runtime } from "./types.ts";
 
@@ -48,6 +48,8 @@ export function createDenoRuntime(): Runtime {
     spawn: spawnProcess,
     execPath: Deno.execPath(),
     startProcess,
+    startServiceChild,
+    signalGroup,
     processes: listProcesses,
     serve: (handler, options) =>
       new Promise((resolve, reject) => {

@@ -19,6 +19,16 @@ async function fsyncDir(dir: string): Promise<void> {
   }
 }
 
+async function statWith(how: typeof fs.stat, path: string): Promise<FileStat | null> {
+  try {
+    const s = await how(path);
+    return { isFile: s.isFile(), isDirectory: s.isDirectory(), isSymbolicLink: s.isSymbolicLink(), mode: s.mode & 0o7777, uid: s.uid, gid: s.gid, mtimeMs: s.mtimeMs, size: s.size };
+  } catch (err) {
+    if ((err as NodeJS.ErrnoException).code === "ENOENT" || (err as NodeJS.ErrnoException).code === "ENOTDIR") return null;
+    throw err;
+  }
+}
+
 export const nodeFiles: RuntimeFiles = {
   readText: (path) => fs.readFile(path, "utf8"),
 
@@ -41,15 +51,8 @@ export const nodeFiles: RuntimeFiles = {
     await fs.mkdir(path, { recursive: true, mode });
   },
 
-  async stat(path): Promise<FileStat | null> {
-    try {
-      const s = await fs.stat(path);
-      return { isFile: s.isFile(), isDirectory: s.isDirectory(), mode: s.mode & 0o7777, uid: s.uid, mtimeMs: s.mtimeMs, size: s.size };
-    } catch (err) {
-      if ((err as NodeJS.ErrnoException).code === "ENOENT" || (err as NodeJS.ErrnoException).code === "ENOTDIR") return null;
-      throw err;
-    }
-  },
+  stat: (path) => statWith(fs.stat, path),
+  lstat: (path) => statWith(fs.lstat, path),
 
   readdir: (path) => fs.readdir(path),
 
@@ -64,6 +67,10 @@ export const nodeFiles: RuntimeFiles = {
   },
 
   chmod: (path, mode) => fs.chmod(path, mode),
+  chown: (path, uid, gid) => fs.lchown(path, uid, gid),
+  link: (from, to) => fs.link(from, to),
+  symlink: (target, path) => fs.symlink(target, path),
+  readlink: (path) => fs.readlink(path),
 
   async assertWritable(path) {
     await fs.access(path, fsConstants.W_OK | fsConstants.X_OK);
@@ -71,8 +78,11 @@ export const nodeFiles: RuntimeFiles = {
 
   async lock(path, timeoutMs, staleMs = 60_000, signal) {
     await fs.mkdir(dirname(path), { recursive: true });
-    // proper-lockfile needs the locked file to exist; the lock itself is `<path>.lock`.
-    await fs.writeFile(path, "", { flag: "a" });
+    // proper-lockfile needs the locked file to exist; the lock itself is `<path>.lock`. The lock
+    // lives in a runner dir that the runner's user (and its jobs) can write: O_NOFOLLOW, so a
+    // planted symlink never makes the agent (root) create or open a file elsewhere.
+    const handle = await fs.open(path, fsConstants.O_WRONLY | fsConstants.O_CREAT | fsConstants.O_APPEND | fsConstants.O_NOFOLLOW, 0o600);
+    await handle.close();
     const deadline = Date.now() + timeoutMs;
     for (;;) {
       try {

@@ -2,7 +2,7 @@
 import { spawn as nodeSpawn } from "node:child_process";
 import { promises as fs } from "node:fs";
 import process from "node:process";
-import type { ChildHandle, ProcessInfo, SpawnOptions, SpawnResult } from "./types.ts";
+import type { ChildHandle, ProcessInfo, ServiceChild, ServiceChildOptions, SpawnOptions, SpawnResult } from "./types.ts";
 
 export function startProcess(command: string, args: string[], options: { cwd?: string; env?: Record<string, string | undefined> } = {}): ChildHandle {
   let output = "";
@@ -43,9 +43,9 @@ function keepTail(current: string, chunk: string, max: number): string {
   return next.length > max ? next.slice(next.length - max) : next;
 }
 
-export function buildEnv(extra: Record<string, string | undefined> | undefined): Record<string, string> {
+export function buildEnv(extra: Record<string, string | undefined> | undefined, inherit = true): Record<string, string> {
   const env: Record<string, string> = {};
-  for (const [k, v] of Object.entries(process.env)) if (v !== undefined) env[k] = v;
+  if (inherit) for (const [k, v] of Object.entries(process.env)) if (v !== undefined) env[k] = v;
   for (const [k, v] of Object.entries(extra ?? {})) {
     if (v === undefined) delete env[k];
     else env[k] = v;
@@ -57,9 +57,10 @@ export function spawnProcess(command: string, args: string[], options: SpawnOpti
   let file = command;
   let argv = args;
   if (options.user) {
-    // runuser keeps the environment (so the token stays out of argv) and needs no setuid helper.
-    file = "runuser";
-    argv = ["-u", options.user, "--", command, ...args];
+    // setpriv (util-linux) switches uid, gid and supplementary groups and execs the program with
+    // exactly the environment given: no PAM session, no login shell, the token never in argv.
+    file = "setpriv";
+    argv = [`--reuid=${options.user.uid}`, `--regid=${options.user.gid}`, "--init-groups", "--", command, ...args];
   }
   const max = options.maxOutput ?? DEFAULT_MAX_OUTPUT;
   return new Promise((resolve) => {
@@ -69,7 +70,7 @@ export function spawnProcess(command: string, args: string[], options: SpawnOpti
     let settled = false;
     const child = nodeSpawn(file, argv, {
       cwd: options.cwd,
-      env: buildEnv(options.env),
+      env: buildEnv(options.env, options.inheritEnv !== false),
       stdio: ["ignore", "pipe", "pipe"],
       // Own process group, so a timeout kills config.sh and everything it started.
       detached: true,
@@ -127,4 +128,47 @@ export async function listProcesses(): Promise<ProcessInfo[]> {
     }
   }
   return out;
+}
+
+/** A pool's run.sh: own process group, exact environment, output line by line to the agent's log. */
+export function startServiceChild(command: string, args: string[], options: ServiceChildOptions): ServiceChild {
+  const file = options.user ? "setpriv" : command;
+  const argv = options.user ? [`--reuid=${options.user.uid}`, `--regid=${options.user.gid}`, "--init-groups", "--", command, ...args] : args;
+  const child = nodeSpawn(file, argv, { cwd: options.cwd, env: options.env, stdio: ["ignore", "pipe", "pipe"], detached: true });
+  for (const stream of ["stdout", "stderr"] as const) {
+    let partial = "";
+    child[stream]?.setEncoding("utf8").on("data", (chunk: string) => {
+      const lines = (partial + chunk).split("\n");
+      partial = lines.pop() ?? "";
+      for (const line of lines) if (line.trim()) options.onLine?.(line.trimEnd(), stream);
+    });
+    child[stream]?.on("end", () => {
+      if (partial.trim()) options.onLine?.(partial.trimEnd(), stream);
+      partial = "";
+    });
+  }
+  const exited = new Promise<{ code: number | null; signal: string | null }>((resolve) => {
+    child.on("error", () => resolve({ code: null, signal: null }));
+    child.on("close", (code, signal) => resolve({ code, signal }));
+  });
+  return {
+    pid: child.pid ?? -1,
+    exited,
+    signal(sig) {
+      try {
+        if (child.pid) process.kill(-child.pid, sig);
+      } catch {
+        // The group is gone already.
+      }
+    },
+  };
+}
+
+export function signalGroup(pgid: number, signal: "SIGINT" | "SIGTERM" | "SIGKILL"): boolean {
+  try {
+    process.kill(-pgid, signal);
+    return true;
+  } catch {
+    return false;
+  }
 }

@@ -3,7 +3,7 @@ import { hostname, homedir, userInfo } from "node:os";
 import { promises as fs } from "node:fs";
 import process from "node:process";
 import { nodeFiles } from "./node-files.ts";
-import { listProcesses, spawnProcess, startProcess } from "./node-process.ts";
+import { listProcesses, spawnProcess, startProcess, startServiceChild, signalGroup } from "./node-process.ts";
 import { serve } from "@hono/node-server";
 import type { AddressInfo } from "node:net";
 import type { FetchHandler, HttpServer, Runtime } from "./types.ts";
@@ -52,6 +52,8 @@ export function createNodeRuntime(): Runtime {
     spawn: spawnProcess,
     execPath: process.execPath,
     startProcess,
+    startServiceChild,
+    signalGroup,
     processes: listProcesses,
     serve: serveNode,
     onSignal(signal, handler) {

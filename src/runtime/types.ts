@@ -8,8 +8,13 @@ export interface SpawnOptions {
   /** Extra environment on top of the inherited one; `undefined` values remove a variable. */
   env?: Record<string, string | undefined>;
   timeoutMs?: number;
-  /** Run as this user (only when the agent is root): via runuser/setpriv. */
-  user?: string;
+  /** Run as this user (the agent must be root): through setpriv, with its groups. */
+  user?: { name: string; uid: number; gid: number };
+  /**
+   * false: the child gets only `env`, nothing of the agent's own environment (SPEC 15: programs
+   * run as a runner's user see the one token they need and nothing else).
+   */
+  inheritEnv?: boolean;
   /** Killing the child group when aborted. */
   signal?: AbortSignal;
   /** How much of stdout/stderr to keep (the tail), bytes. */
@@ -34,11 +39,32 @@ export interface ChildHandle {
   stop(): Promise<void>;
 }
 
+/** How a long-running child of the agent (a pool's run.sh) is started. */
+export interface ServiceChildOptions {
+  cwd: string;
+  env: Record<string, string>;
+  /** Run as this user (the agent must be root). */
+  user?: { name: string; uid: number; gid: number };
+  /** Each line of its output, as it comes. */
+  onLine?: (line: string, stream: "stdout" | "stderr") => void;
+}
+
+/** A long-running child in its own process group (so a signal reaches everything it started). */
+export interface ServiceChild {
+  pid: number;
+  exited: Promise<{ code: number | null; signal: string | null }>;
+  /** Signals the whole process group. */
+  signal(signal: "SIGINT" | "SIGTERM" | "SIGKILL"): void;
+}
+
 export interface FileStat {
   isFile: boolean;
   isDirectory: boolean;
+  /** Only ever true from lstat (stat follows links). */
+  isSymbolicLink: boolean;
   mode: number;
   uid: number;
+  gid: number;
   mtimeMs: number;
   size: number;
 }
@@ -58,11 +84,18 @@ export interface RuntimeFiles {
   appendDurable(path: string, data: string): Promise<void>;
   mkdir(path: string, mode?: number): Promise<void>;
   stat(path: string): Promise<FileStat | null>;
+  /** Like stat, but a symbolic link is described itself, not followed. */
+  lstat(path: string): Promise<FileStat | null>;
   readdir(path: string): Promise<string[]>;
   rename(from: string, to: string): Promise<void>;
   copyFile(from: string, to: string): Promise<void>;
   remove(path: string): Promise<void>;
   chmod(path: string, mode: number): Promise<void>;
+  chown(path: string, uid: number, gid: number): Promise<void>;
+  /** A hard link `to` of the file `from` (pool slots share the template's files). */
+  link(from: string, to: string): Promise<void>;
+  symlink(target: string, path: string): Promise<void>;
+  readlink(path: string): Promise<string>;
   /** Throws when the directory cannot be written by this process. */
   assertWritable(path: string): Promise<void>;
   /**
@@ -95,9 +128,13 @@ export interface Runtime {
   spawn(command: string, args: string[], options?: SpawnOptions): Promise<SpawnResult>;
   /** Starts a program that keeps running (the demo's nats-server); it dies with us. */
   startProcess(command: string, args: string[], options?: { cwd?: string; env?: Record<string, string | undefined> }): ChildHandle;
+  /** Starts a long-running child with exactly `env` (nothing inherited), optionally as another user. */
+  startServiceChild(command: string, args: string[], options: ServiceChildOptions): ServiceChild;
   /** The interpreter running this program (node or deno), for scripts the program writes. */
   readonly execPath: string;
   processes(): Promise<ProcessInfo[]>;
+  /** Sends a signal to a process group (a pool runner left behind by an earlier agent); false when gone. */
+  signalGroup(pgid: number, signal: "SIGINT" | "SIGTERM" | "SIGKILL"): boolean;
   /** Serves HTTP (hono's `app.fetch`) on hostname:port; port 0 picks a free one. */
   serve(handler: FetchHandler, options: { hostname: string; port: number }): Promise<HttpServer>;
   onSignal(signal: "SIGTERM" | "SIGINT" | "SIGHUP", handler: () => void): () => void;

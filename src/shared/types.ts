@@ -3,6 +3,8 @@ import type { Scope } from "./scope.ts";
 
 export type RunnerStatus = "ok" | "refreshing" | "deferred_busy" | "failing" | "unregistered" | "held";
 
+import type { PoolReport } from "../pool/report.ts";
+
 export const EVENT_TYPES = [
   "token.refreshed",
   "token.refresh_failed",
@@ -13,10 +15,25 @@ export const EVENT_TYPES = [
   "runner.name_conflict",
   "runner.service_started",
   "runner.diag",
+  /** Runner hygiene (src/hygiene): repairs made in place, and what it could not repair. */
+  "runner.labels_repaired",
+  "runner.group_repaired",
+  "runner.version_stale",
+  "runner.version_deprecated",
+  "runner.session_repaired",
+  "runner.session_conflict",
+  /** Ephemeral JIT pools (src/pool, SPEC 14). */
+  "pool.runner_started",
+  "pool.runner_exited",
+  "pool.launch_failed",
+  "pool.drained",
+  "pool.resumed",
   "clock.skew",
   "credentials.expiring",
   "agent.started",
   "agent.stopped",
+  /** Published by the collector's token broker, on the requesting host's subject (docs/fleet.md). */
+  "broker.refused",
 ] as const;
 export type EventType = (typeof EVENT_TYPES)[number];
 
@@ -69,6 +86,8 @@ export interface MetricsDocument {
   alert_after_failures: number;
   host: string;
   runners: RunnerReport[];
+  /** Ephemeral JIT pools (SPEC 14), when configured and run by the daemon. */
+  pools?: PoolReport[];
 }
 
 /** The KV state document: a runner's report plus who and when (SPEC 8). */

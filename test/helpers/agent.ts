@@ -7,6 +7,7 @@ import { join } from "node:path";
 import process from "node:process";
 import { createNodeRuntime } from "../../src/runtime/node.ts";
 import { main, type MainOptions } from "../../src/cli/main.ts";
+import { BUILTIN_PLUGINS } from "../../src/builtin-plugins.ts";
 import { startFakeGitHub, type FakeGitHub } from "./fake-github.ts";
 import { makeRunnerDir, type FakeRunnerDir, type MakeRunnerDirOptions } from "./runner-dir.ts";
 import { assertNoSecrets, collectFiles, type Output } from "./no-secrets.ts";
@@ -61,7 +62,8 @@ export async function runInProcess(args: string[], env: Record<string, string>, 
     writeStderr: (t: string) => void (stderr += t),
     onSignal: () => () => {},
   };
-  const code = await main(runtime, args, options);
+  // As the entry points do: the built-in alert plugins, unless a test hands its own registry.
+  const code = await main(runtime, args, { plugins: BUILTIN_PLUGINS, ...options });
   return { code, stdout, stderr, logs: parseLogs(stdout) };
 }
 

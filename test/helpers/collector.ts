@@ -13,7 +13,7 @@ export interface TestCollector {
 
 export function collectorConfig(
   natsUrl: string,
-  extra: { staleAfter?: number; user?: string; password?: string; prefix?: string; github?: { apiUrl: string; token: string }; fleetScopes?: { org: string }[]; pollInterval?: number; threshold?: number } = {},
+  extra: { staleAfter?: number; user?: string; password?: string; prefix?: string; github?: { apiUrl: string; token: string }; fleetScopes?: ({ org: string } & { hosts?: string[] })[]; pollInterval?: number; threshold?: number } = {},
 ): AgentConfig {
   const file = fileSchema.parse({});
   return {
@@ -22,12 +22,14 @@ export function collectorConfig(
     host: "collector",
     github: { url: "https://github.com", apiUrl: extra.github?.apiUrl ?? "https://api.github.com", auth: extra.github ? { kind: "token", token: extra.github.token } : null, statusInterval: 1800, requestTimeout: 30 },
     runners: [],
+    pools: [],
     refresh: { ...file.refresh, retryBackoff: 0.01, threshold: extra.threshold ?? file.refresh.threshold },
     state: { dir: "/nonexistent", metricsFile: "/nonexistent/metrics.json" },
     nats: { servers: [natsUrl], prefix: extra.prefix ?? "rtr", name: "collector", user: extra.user, password: extra.password },
     http: { listen: "127.0.0.1:0" },
     collector: { staleAfter: extra.staleAfter },
-    fleet: { ...file.fleet, scopes: extra.fleetScopes, pollInterval: extra.pollInterval ?? file.fleet.pollInterval },
+    // Every host may ask unless a test says otherwise (the schema requires the list in a file).
+    fleet: { ...file.fleet, scopes: extra.fleetScopes?.map((s) => ({ hosts: ["*"], ...s })), pollInterval: extra.pollInterval ?? file.fleet.pollInterval },
     alerts: file.alerts,
     log: { level: "info" },
     dryRun: false,

@@ -3,6 +3,7 @@
 import type { Context, Hono } from "hono";
 import type { HttpBindings } from "@hono/node-server";
 import type { FakeGitHub, FakeRoute, FakeRunner, FakeScope } from "./fake-github.ts";
+import { classifyHygieneRoute, registerHygieneRoutes } from "./fake-github-hygiene.ts";
 
 export type FakeEnv = { Bindings: HttpBindings };
 type Ctx = Context<FakeEnv>;
@@ -41,12 +42,15 @@ const RUNNERS_PATH =
   /^\/(?:orgs\/[^/]+|repos\/[^/]+\/[^/]+|enterprises\/[^/]+)\/actions\/runners(?:\/([^/]+))?\/?$/;
 
 export function classifyRoute(method: string, path: string): FakeRoute | null {
+  const hygiene = classifyHygieneRoute(method, path);
+  if (hygiene) return hygiene;
   const m = RUNNERS_PATH.exec(path.split("?")[0]);
   if (!m) return null;
   const tail = m[1];
   if (tail === undefined) return method === "GET" ? "list" : null;
   if (method === "POST" && tail === "registration-token") return "token";
   if (method === "POST" && tail === "remove-token") return "remove-token";
+  if (method === "POST" && tail === "generate-jitconfig") return "jit";
   if (/^\d+$/.test(tail)) return method === "GET" ? "status" : method === "DELETE" ? "delete" : null;
   return null;
 }
@@ -72,7 +76,15 @@ export function scopeFromRunnerUrl(url: string): FakeScope | null {
   return null;
 }
 
-export function runnerJson(r: FakeRunner) {
+/** `omitGroupId`: answer as older API versions do, without `runner_group_id`. */
+export function runnerJson(r: FakeRunner, omitGroupId = false) {
+  const body = fullRunnerJson(r);
+  if (!omitGroupId) return body;
+  const { runner_group_id: _omitted, ...older } = body;
+  return older;
+}
+
+function fullRunnerJson(r: FakeRunner) {
   return {
     id: r.id,
     name: r.name,
@@ -129,7 +141,7 @@ export function registerRoutes(app: Hono<FakeEnv>, s: FakeState): void {
       const all = [...s.runners.values()]
         .filter((r) => sameScope(r.scope, scope) && (name === undefined || r.name === name))
         .sort((a, b) => a.id - b.id);
-      const runners = all.slice((page - 1) * perPage, page * perPage).map(runnerJson);
+      const runners = all.slice((page - 1) * perPage, page * perPage).map((r) => runnerJson(r, s.omitRunnerGroupId));
       // A weak ETag over what this page says, as GitHub sends; a matching If-None-Match gets 304.
       const etag = `W/"${weakHash(JSON.stringify([all.length, runners]))}"`;
       if (c.req.header("if-none-match") === etag) return new Response(null, { status: 304, headers: { etag } });
@@ -143,7 +155,7 @@ export function registerRoutes(app: Hono<FakeEnv>, s: FakeState): void {
     app.get(`${sc.prefix}/actions/runners/:runner_id`, (c) => {
       const op = `GET ${base}/{runner_id}`;
       const r = findRunner(c);
-      return r ? s.json(op, 200, runnerJson(r)) : s.json(op, 404, errorBody("Not Found", 404));
+      return r ? s.json(op, 200, runnerJson(r, s.omitRunnerGroupId)) : s.json(op, 404, errorBody("Not Found", 404));
     });
 
     app.delete(`${sc.prefix}/actions/runners/:runner_id`, (c) => {
@@ -159,6 +171,7 @@ export function registerRoutes(app: Hono<FakeEnv>, s: FakeState): void {
     });
   }
 
+  registerHygieneRoutes(app, s);
   registerAppRoutes(app, s);
   registerControlRoutes(app, s);
   app.notFound((c) => s.json(`${c.req.method} ${c.req.path}`, 404, errorBody("Not Found", 404)));

@@ -5,6 +5,7 @@ import { serve } from "@hono/node-server";
 import type { Server } from "node:http";
 import type { AddressInfo } from "node:net";
 import { loadResponseValidator } from "./fake-github-schema.ts";
+import { registerJitRoutes } from "./fake-github-jit.ts";
 import {
   classifyRoute,
   DOCS,
@@ -28,8 +29,11 @@ export interface FakeRunner {
   runner_group_id: number;
 }
 export interface FakeCall { method: string; path: string; status: number; time: number; auth: string | null }
+export interface FakeRequest { method: string; path: string; query: URLSearchParams; route: FakeRoute | null }
 export interface FakeResponse { status: number; headers?: Record<string, string>; body?: unknown; delayMs?: number }
-export type FakeRoute = "token" | "remove-token" | "status" | "list" | "delete" | "any";
+export type FakeRoute = "token" | "remove-token" | "status" | "list" | "delete" | "labels" | "groups" | "group-runners" | "group-move" | "release" | "any" | "jit";
+/** actions/runner's latest release as `GET /repos/actions/runner/releases/latest` answers it (hygiene). */
+export interface FakeRelease { tag_name: string; published_at: string }
 export interface FakeGitHub {
   url: string;
   calls: FakeCall[];
@@ -47,11 +51,33 @@ export interface FakeGitHub {
   /** Primary rate limit; set `remaining` to 0 to make every call answer 403 like GitHub does. */
   rateLimit: { limit: number; remaining: number; reset: number };
   inject(route: FakeRoute, ...responses: FakeResponse[]): void;
+  /**
+   * Runs `hook` when a request of `route` arrives, before it is answered (and before any injected
+   * fault): a test changes GitHub between two requests, e.g. removes a runner between page 1 and
+   * page 2 of a listing. Returns a function that removes the hook.
+   */
+  onRequest(route: FakeRoute, hook: (request: FakeRequest) => void | Promise<void>): () => void;
   addRunner(r: Partial<FakeRunner> & { name: string; scope: FakeScope }): FakeRunner;
   deleteRunner(id: number): void;
   setStatus(id: number, status: "online" | "offline", busy?: boolean): void;
+  /** Runner groups by id (org scope; "Default" is 1). Add one with `groupId(name)`. */
+  runnerGroups(): { id: number; name: string }[];
+  groupId(name: string): number;
+  /** actions/runner's latest release; null answers 404. */
+  latestRelease: FakeRelease | null;
+  /** Answer runners without `runner_group_id`, as older API versions do. */
+  omitRunnerGroupId: boolean;
   schemaErrors: string[];
   close(): Promise<void>;
+}
+
+/**
+ * 200 answers to the runner list that GitHub never sends, for `inject("list", ...)` (injected
+ * answers skip the schema check): no `runners` array at all, or fewer runners than `total_count`
+ * says the (only) page holds.
+ */
+export function malformedListPage(kind: "no-runners" | "short", totalCount: number, runners: unknown[] = []): FakeResponse {
+  return { status: 200, body: kind === "no-runners" ? { total_count: totalCount } : { total_count: totalCount, runners } };
 }
 
 export interface StartFakeGitHubOptions {
@@ -68,9 +94,11 @@ export async function startFakeGitHub(opts: StartFakeGitHubOptions = {}): Promis
   const offsetMinutes = om[1] ? (om[1] === "-" ? -1 : 1) * (Number(om[2]) * 60 + Number(om[3])) : 0;
   const validate = loadResponseValidator();
   const injected = new Map<FakeRoute, FakeResponse[]>();
+  const hooks: { route: FakeRoute; hook: (request: FakeRequest) => void | Promise<void> }[] = [];
   const sleepers = new Set<() => void>();
   const labelIds = new Map<string, number>();
   const groupIds = new Map<string, number>([["default", 1]]);
+  const groupNames = new Map<string, string>();
   let nextRunnerId = 1;
 
   const s: FakeState = {
@@ -108,6 +136,7 @@ export async function startFakeGitHub(opts: StartFakeGitHubOptions = {}): Promis
     },
     groupId(name) {
       const key = name.toLowerCase();
+      if (!groupNames.has(key)) groupNames.set(key, name);
       if (!groupIds.has(key)) groupIds.set(key, groupIds.size + 1);
       return groupIds.get(key) as number;
     },
@@ -123,6 +152,11 @@ export async function startFakeGitHub(opts: StartFakeGitHubOptions = {}): Promis
       // Deno's fetch silently retries a request whose pooled connection dies before answering,
       // which would swallow a network-error fault; so no connection is reused while one is queued.
       if (responses.some((r) => r.status === 0)) server.closeIdleConnections();
+    },
+    onRequest(route, hook) {
+      const entry = { route, hook };
+      hooks.push(entry);
+      return () => void hooks.splice(hooks.indexOf(entry), 1);
     },
     addRunner(r) {
       const defaults = ["self-hosted", "Linux", "X64"].map((name) => ({
@@ -146,6 +180,11 @@ export async function startFakeGitHub(opts: StartFakeGitHubOptions = {}): Promis
     deleteRunner(id) {
       s.runners.delete(id);
     },
+    runnerGroups() {
+      return [...groupIds.entries()].map(([key, id]) => ({ id, name: key === "default" ? "Default" : groupNames.get(key) ?? key }));
+    },
+    latestRelease: null,
+    omitRunnerGroupId: false,
     setStatus(id, status, busy) {
       const r = s.runners.get(id);
       if (!r) throw new Error(`fake github: no runner with id ${id}`);
@@ -215,6 +254,9 @@ export async function startFakeGitHub(opts: StartFakeGitHubOptions = {}): Promis
     if (!exhausted) s.rateLimit.remaining--;
 
     const route = classifyRoute(method, url.pathname);
+    for (const h of [...hooks]) {
+      if (h.route === "any" || h.route === route) await h.hook({ method, path: url.pathname, query: url.searchParams, route });
+    }
     const queued = (route && injected.get(route)?.length ? injected.get(route) : injected.get("any")) ?? [];
     const fault = queued.shift();
     if (fault) {
@@ -253,6 +295,7 @@ export async function startFakeGitHub(opts: StartFakeGitHubOptions = {}): Promis
     s.schemaErrors.push(`fake github handler threw: ${err instanceof Error ? err.stack : String(err)}`);
     return new Response(JSON.stringify(errorBody("Server Error", 500)), { status: 500 });
   });
+  registerJitRoutes(app, s, () => s.url);
   registerRoutes(app, s);
 
   let server!: Server;

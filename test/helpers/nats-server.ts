@@ -58,6 +58,8 @@ export interface NatsServer {
   start(): Promise<void>;
   restart(): Promise<void>;
   close(): Promise<void>;
+  /** What the server printed since it last started (permission violations show here). */
+  log(): string;
 }
 
 /** `config` is extra nats-server configuration (accounts, authorization, tls) appended to the file. */
@@ -72,7 +74,7 @@ export async function startNatsServer(options: { config?: string } = {}): Promis
   );
   let child: ChildProcess | null = null;
   // Servers that demand TLS or credentials cannot be probed anonymously; their tests do not restart them.
-  const probeJetStream = !/\btls\s*\{|authorization/.test(options.config ?? "");
+  const probeJetStream = !/\btls\s*\{|authorization|accounts/.test(options.config ?? "");
   let log = "";
 
   const server: NatsServer = {
@@ -114,6 +116,7 @@ export async function startNatsServer(options: { config?: string } = {}): Promis
       await server.stop();
       await rm(dir, { recursive: true, force: true });
     },
+    log: () => log,
   };
   await server.start();
   return server;

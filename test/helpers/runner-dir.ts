@@ -6,19 +6,26 @@ import { chmod, copyFile, mkdir, mkdtemp, readdir, rm, writeFile } from "node:fs
 import { tmpdir } from "node:os";
 import { delimiter, join } from "node:path";
 import process from "node:process";
+import { chownTree, ensureUser, IS_ROOT, JOB_USER, type TestUser } from "./users.ts";
 
 export type ConfigMode = "normal" | "hang" | "slow" | "exists" | "fail" | "no-runner-file";
 
 export interface Invocation {
   script: "config.sh" | "svc.sh";
   argv: string[];
-  env: { ACTIONS_RUNNER_INPUT_TOKEN_present: boolean; RUNNER_ALLOW_RUNASROOT: string | null; inputs: string[] };
+  env: { ACTIONS_RUNNER_INPUT_TOKEN_present: boolean; RUNNER_ALLOW_RUNASROOT: string | null; inputs: string[]; names: string[] };
+  /** The uid the stand-in ran as. */
+  uid: number;
   pid: number;
   time: number;
 }
 
 export interface FakeRunnerDir {
   dir: string;
+  /** The user that owns the dir (and so runs config.sh and the jobs); null when the tests are not root. */
+  owner: TestUser | null;
+  /** Every invocation with its uid and environment names. */
+  invocationLog(): Invocation[];
   argvLog(): string[][];
   invocations(script: "config.sh" | "svc.sh"): { argv: string[]; tokenFromEnv: boolean }[];
   serviceState(): "active" | "inactive";
@@ -36,6 +43,12 @@ export interface MakeRunnerDirOptions {
   serviceUnit?: string;
   /** Make config.sh refuse to run as root without RUNNER_ALLOW_RUNASROOT (like FAKE_RUNNER_CHECK_ROOT=1). */
   checkRoot?: boolean;
+  /**
+   * Who owns the dir, as on a real host where the runner has its own user. Default (as root): the
+   * test user rtr-job, so config.sh runs as it; "root" leaves it root's (the agent then refuses it
+   * unless runAs says root).
+   */
+  owner?: string | "root";
 }
 
 const STANDINS = ["common.mjs", "config.mjs", "svc.mjs"];
@@ -70,6 +83,8 @@ export async function makeRunnerDir(opts: MakeRunnerDirOptions): Promise<FakeRun
   if (opts.serviceFile) {
     await writeFile(join(dir, ".service"), `${opts.serviceUnit ?? "actions.runner.acme.runner-1.service"}\n`);
   }
+  const owner = IS_ROOT && opts.owner !== "root" ? ensureUser(opts.owner ?? JOB_USER) : null;
+  if (owner) chownTree(dir, owner);
 
   const readLog = (): Invocation[] =>
     readFileSync(join(fake, "argv.log"), "utf8")
@@ -79,6 +94,8 @@ export async function makeRunnerDir(opts: MakeRunnerDirOptions): Promise<FakeRun
 
   return {
     dir,
+    owner,
+    invocationLog: readLog,
     argvLog: () => readLog().map((e) => e.argv),
     invocations: (script) =>
       readLog()

@@ -18,7 +18,9 @@ export function logInvocation(script) {
       RUNNER_ALLOW_RUNASROOT: env.RUNNER_ALLOW_RUNASROOT ?? null,
       // names only: the values may be secrets
       inputs: Object.keys(env).filter((k) => k.startsWith("ACTIONS_RUNNER_INPUT_")).sort(),
+      names: Object.keys(env).sort(),
     },
+    uid: process.getuid?.() ?? -1,
     pid: process.pid,
     time: Date.now(),
   };

@@ -1,0 +1,125 @@
+/**
+ * What the collector accepts from agents (SPEC 7 and 8). Any agent may write any key of RTR_STATE
+ * and any subject its NATS permissions allow, so nothing it sends is trusted: a state document
+ * must parse, match the schema and name the host and runner of its own key; an event must name
+ * the host of its own subject (the subject is what NATS permissions bind to a host). The schemas
+ * are strict on the types of what the rules and pages read, and keep unknown extra fields, so a
+ * newer agent that adds a field still reports.
+ */
+import { z } from "zod";
+import { encodeToken } from "../shared/scope.ts";
+import { EVENT_TYPES, type Envelope, type StateDocument } from "../shared/types.ts";
+import { stateKey } from "../nats/subjects.ts";
+
+/** A state document is about 600 bytes; anything near NATS' 1 MiB payload is not an agent's. */
+export const MAX_STATE_DOCUMENT_BYTES = 64 * 1024;
+/** Host names are at most 253 bytes, runner names 64 on GitHub: generous bounds, not unbounded. */
+const MAX_NAME = 512;
+/** Error texts are shown truncated anyway; a long one is cut here, not dropped. */
+const MAX_ERROR = 4000;
+
+/** Why a state document was dropped (the `reason` label: a fixed set, never a value from outside). */
+export const STATE_DROP_REASONS = ["not_json", "too_large", "unknown_version", "invalid", "key_mismatch"] as const;
+export type StateDropReason = (typeof STATE_DROP_REASONS)[number];
+
+/** Event counter labels beyond the event types: malformed, redelivered, forged host, unknown type. */
+export const EVENT_COUNT_EXTRAS = ["_invalid", "_duplicate", "_host_mismatch", "_unknown"] as const;
+const KNOWN_EVENT_TYPES: ReadonlySet<string> = new Set(EVENT_TYPES);
+
+/** The `type` label for an event: its type when known, else `_unknown` (no unbounded label values). */
+export function eventTypeLabel(type: string): string {
+  return KNOWN_EVENT_TYPES.has(type) ? type : "_unknown";
+}
+
+const name = z.string().min(1).max(MAX_NAME);
+const count = z.number().int().nonnegative();
+const epochSeconds = z.number().finite().nonnegative();
+const truncated = (max: number) => z.string().transform((s) => (s.length > max ? `${s.slice(0, max - 1)}…` : s));
+
+export const scopeSchema = z.union([z.object({ org: name }), z.object({ repo: name }), z.object({ enterprise: name })]);
+
+/** SPEC 7's runner object plus host, time, v and interval. Fields older agents lack get defaults. */
+export const stateDocumentSchema = z.looseObject({
+  v: z.literal(1),
+  host: name,
+  name,
+  time: z.string().max(64),
+  interval: z.number().finite().positive(),
+  dir: truncated(MAX_NAME * 8).default(""),
+  scope: scopeSchema,
+  ephemeral: z.boolean().default(false),
+  registered: z.boolean(),
+  agent_id: z.number().int().nullable().default(null),
+  service_active: z.boolean().nullable().default(null),
+  online: z.boolean().nullable(),
+  busy: z.boolean().nullable(),
+  token_expires_at: epochSeconds.nullable(),
+  last_refresh_timestamp: epochSeconds.nullable(),
+  total_refreshes: count,
+  failed_refreshes: count,
+  consecutive_failures: count,
+  registrations: count.default(0),
+  status: z.enum(["ok", "refreshing", "deferred_busy", "failing", "unregistered", "held"]),
+  last_error: truncated(MAX_ERROR).nullable(),
+});
+
+export type StateCheck = { ok: true; doc: StateDocument } | { ok: false; reason: StateDropReason; detail: string };
+
+function issues(err: z.ZodError): string {
+  return err.issues.slice(0, 3).map((i) => `${i.path.join(".") || "(document)"}: ${i.message}`).join("; ");
+}
+
+/** Parses a KV value and checks it against its key `<encoded host>.<encoded runner>`. */
+export function checkStateDocument(key: string, data: Uint8Array): StateCheck {
+  if (data.length > MAX_STATE_DOCUMENT_BYTES) return { ok: false, reason: "too_large", detail: `${data.length} bytes (at most ${MAX_STATE_DOCUMENT_BYTES})` };
+  let value: unknown;
+  try {
+    value = JSON.parse(new TextDecoder("utf-8", { fatal: true }).decode(data));
+  } catch {
+    return { ok: false, reason: "not_json", detail: "not UTF-8 JSON" };
+  }
+  if (value === null || typeof value !== "object" || Array.isArray(value)) return { ok: false, reason: "invalid", detail: "not a JSON object" };
+  const v = (value as { v?: unknown }).v;
+  if (v !== 1) return { ok: false, reason: "unknown_version", detail: `v=${JSON.stringify(v ?? null).slice(0, 20)} (this collector reads v=1)` };
+  const parsed = stateDocumentSchema.safeParse(value);
+  if (!parsed.success) return { ok: false, reason: "invalid", detail: issues(parsed.error) };
+  const doc = parsed.data as StateDocument;
+  if (stateKey(doc.host, doc.name) !== key) return { ok: false, reason: "key_mismatch", detail: "the document's host and runner are not those of its key" };
+  return { ok: true, doc };
+}
+
+const envelopeSchema = z.looseObject({
+  v: z.literal(1),
+  id: z.string().min(1).max(200),
+  seq: z.number().int().nonnegative(),
+  type: z.string().min(1).max(200),
+  time: z.string().max(64),
+  host: name,
+  runner: name.nullable().default(null),
+  scope: scopeSchema.nullable().default(null),
+  agent: z.looseObject({ version: z.string().max(100), runtime: z.string().max(100) }).optional(),
+  data: z.record(z.string(), z.unknown()).default({}),
+});
+
+/** Accepts only what an agent of this version sends (v 1, with the fields the pages show). */
+export function parseEnvelope(data: Uint8Array): Envelope | null {
+  let value: unknown;
+  try {
+    value = JSON.parse(new TextDecoder().decode(data));
+  } catch {
+    return null;
+  }
+  const parsed = envelopeSchema.safeParse(value);
+  return parsed.success ? (parsed.data as Envelope) : null;
+}
+
+/** The host token of `<prefix>.events.<host>.<runner>.<type>`, or null when the subject is not one. */
+export function subjectHostToken(subject: string): string | null {
+  const parts = subject.split(".");
+  return parts.length >= 5 && parts[1] === "events" ? parts[2] : null;
+}
+
+/** True when the event names the host its subject was published under. */
+export function eventMatchesSubject(event: Envelope, subject: string): boolean {
+  return subjectHostToken(subject) === encodeToken(event.host);
+}
