@@ -16,6 +16,7 @@ import { benchAgentFootprint } from "./agent-footprint.ts";
 import { benchMetricsEndpoint } from "./metrics-endpoint.ts";
 import { benchGitHubCalls } from "./github-calls.ts";
 import { benchStartup } from "./startup.ts";
+import { benchPool, poolPart } from "./pool.ts";
 import { buildBundles } from "./helpers/runtimes.ts";
 import { closeLeftovers, timeBox } from "./helpers/proc.ts";
 import { natsServerBinary } from "../test/helpers/nats-server.ts";
@@ -73,7 +74,8 @@ try {
   const github = await run("5", "GitHub calls", 220_000, () => benchGitHubCalls({ hosts: 100, factor: 60, simulatedHours: 1.2 }), githubPart);
   const replay = await run("6", "Outage recovery (outbox replay)", 60_000, () => benchOutboxReplay(10_000), replayPart);
   const startup = await run("7", "Start-up", 90_000, () => benchStartup(builds, 5), startupPart);
-  parts = [ingest, heartbeat, alert, footprint, metrics, github, replay, startup];
+  const pool = await run("8", "Ephemeral pools", 120_000, () => benchPool(20), poolPart);
+  parts = [ingest, heartbeat, alert, footprint, metrics, github, replay, startup, pool];
 } finally {
   await closeLeftovers();
   await builds.close();

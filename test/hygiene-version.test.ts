@@ -65,7 +65,7 @@ test("hygiene version - a runner 25 days behind warns once; the release is asked
     assert.equal(releaseCalls(w).length, 1);
     const stale = eventsOf(run, "runner.version_stale");
     assert.equal(stale.length, 1);
-    assert.deepEqual(stale[0].data, { version: "2.320.0", latest: "2.321.0", age_days: 25, level: "warn" });
+    assert.deepEqual(stale[0].data, { version: "2.320.0", latest: "2.321.0", age_days: 25, level: "warn", source: "bin-link" });
 
     const again = await runInProcess(args, w.env);
     assert.equal(again.code, 0);

@@ -131,8 +131,7 @@ test("nats cluster - SIGKILL of the stream leader while publishing: every event 
     await withPublisher(cluster, async (publisher, logs) => {
       await publisher.ready();
       await publisher.publishEvent(event(1));
-      const leader = await cluster.streamLeader("RTR_EVENTS");
-      assert.ok(leader, "the stream has a leader");
+      const leader = await cluster.waitForStreamLeader("RTR_EVENTS");
       const victim = cluster.indexOf(leader);
       let killedAt = 0;
       let electedAfter = -1;
@@ -206,8 +205,7 @@ test("nats cluster - the leader lease stays with its holder through the SIGKILL 
     const other = new Lease(b, "RTR_LEADER", "collector-b", ttl, 3);
     assert.equal(await holder.tick(), true);
     assert.equal(await other.tick(), false);
-    const leader = await cluster.streamLeader("KV_RTR_LEADER");
-    assert.ok(leader);
+    const leader = await cluster.waitForStreamLeader("KV_RTR_LEADER");
     await cluster.kill(cluster.indexOf(leader));
     // The collector ticks every ttl/3; tick faster here to catch any moment of lost leadership.
     const started = Date.now();
@@ -242,8 +240,7 @@ test("nats cluster - a collector consuming through the SIGKILL of the stream lea
       });
       await waitUntil("the collector to see the runner", 20_000, async () => c.collector.runner("cl-host", "r1") !== undefined);
       await publisher.publishEvent(event(1));
-      const leader = await cluster.streamLeader("RTR_EVENTS");
-      assert.ok(leader);
+      const leader = await cluster.waitForStreamLeader("RTR_EVENTS");
       for (let seq = 2; seq <= n; seq++) {
         if (seq === 10) await cluster.kill(cluster.indexOf(leader));
         if (seq === 30) await cluster.start(cluster.indexOf(leader));

@@ -8,7 +8,7 @@
  */
 import { z } from "zod";
 import { encodeToken } from "../shared/scope.ts";
-import { EVENT_TYPES, type Envelope, type StateDocument } from "../shared/types.ts";
+import { EVENT_TYPES, type Envelope, type RunnerStatus, type StateDocument } from "../shared/types.ts";
 import { stateKey } from "../nats/subjects.ts";
 
 /** A state document is about 600 bytes; anything near NATS' 1 MiB payload is not an agent's. */
@@ -30,6 +30,11 @@ const KNOWN_EVENT_TYPES: ReadonlySet<string> = new Set(EVENT_TYPES);
 export function eventTypeLabel(type: string): string {
   return KNOWN_EVENT_TYPES.has(type) ? type : "_unknown";
 }
+
+const STATUSES = ["ok", "refreshing", "deferred_busy", "failing", "unregistered", "held"] as const satisfies readonly RunnerStatus[];
+// A status added to RunnerStatus but not here would drop every document that carries it: tsc says so.
+const everyStatus: RunnerStatus extends (typeof STATUSES)[number] ? true : never = true;
+void everyStatus;
 
 const name = z.string().min(1).max(MAX_NAME);
 const count = z.number().int().nonnegative();
@@ -59,7 +64,7 @@ export const stateDocumentSchema = z.looseObject({
   failed_refreshes: count,
   consecutive_failures: count,
   registrations: count.default(0),
-  status: z.enum(["ok", "refreshing", "deferred_busy", "failing", "unregistered", "held"]),
+  status: z.enum(STATUSES),
   last_error: truncated(MAX_ERROR).nullable(),
 });
 

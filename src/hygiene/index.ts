@@ -48,8 +48,10 @@ export async function runHygiene(ctx: AgentContext, pass: PassState, input: Hygi
   };
   try {
     // Labels and group only from a fresh status answer: the status call is already rate-aware
-    // (once per github.statusInterval), so hygiene adds no reads of its own to find drift.
-    if (api) {
+    // (once per github.statusInterval), so hygiene adds no reads of its own to find drift. Not in
+    // fleet mode: there the status comes from the collector's poll every pass (without label
+    // types or group), and agents are meant to make no GitHub reads of their own.
+    if (api && !ctx.fleet) {
       await step("labels", () => repairLabels(ctx, pass, runner, api, log));
       await step("group", () => repairGroup(ctx, pass, runner, api, log));
     }

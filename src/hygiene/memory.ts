@@ -12,6 +12,8 @@ export interface HygieneMemory {
   /** The runner's version as last read from its dir, and where it was read. */
   version: string | null;
   versionSource: "bin-link" | "diag" | null;
+  /** The diag log `version` was read from (read again only when a newer log appears). */
+  versionLog: string | null;
   /** Days since the release after `version` came out (0 when current); null when not known. */
   versionAgeDays: number | null;
   /** The level already reported for `version` (once per level, not once per pass). */
@@ -19,8 +21,7 @@ export interface HygieneMemory {
   /** The `_diag` deprecation notice already judged (its log file), and the verdict. */
   deprecationJudged: string | null;
   deprecationVerdict: "genuine" | "broker_403" | null;
-  /** Session conflicts: the log that showed it, restarts tried for it, and when. */
-  sessionLog: string | null;
+  /** Session conflicts: restarts tried since the conflict first showed, and when the last was. */
   sessionRestarts: number;
   lastSessionRestart: number | null;
   /** GitHub showed the runner online while this host's service was down: the name runs elsewhere. */
@@ -31,11 +32,11 @@ export function emptyHygieneMemory(): HygieneMemory {
   return {
     version: null,
     versionSource: null,
+    versionLog: null,
     versionAgeDays: null,
     versionWarned: null,
     deprecationJudged: null,
     deprecationVerdict: null,
-    sessionLog: null,
     sessionRestarts: 0,
     lastSessionRestart: null,
     sessionElsewhere: false,

@@ -12,7 +12,7 @@
  */
 import { basename, join } from "node:path";
 import type { Runtime } from "../runtime/types.ts";
-import { readNewestDiag } from "../runner/local-signals.ts";
+import { findNewestDiag, readNewestDiag } from "../runner/local-signals.ts";
 
 export type VersionSource = "bin-link" | "diag";
 const SEMVER = /^\d+\.\d+\.\d+$/;
@@ -24,21 +24,34 @@ export function versionFromDiag(text: string): string | null {
   return found;
 }
 
-/** `fromDiag`: the version already read from the newest diag log (undefined: read it here). */
-export async function readRunnerVersion(runtime: Runtime, dir: string, fromDiag?: string | null): Promise<{ version: string; source: VersionSource } | null> {
+/** The version `bin` links to (`bin -> bin.X.Y.Z`), or null when `bin` is a plain dir or missing. */
+export async function versionFromBinLink(runtime: Runtime, dir: string): Promise<string | null> {
   const bin = join(dir, "bin");
   const stat = await runtime.files.lstat(bin).catch(() => null);
-  if (stat?.isSymbolicLink) {
-    const target = await runtime.files.readlink(bin).catch(() => "");
-    const m = /^bin\.(.+)$/.exec(basename(target.replace(/\/+$/, "")));
-    if (m && SEMVER.test(m[1])) return { version: m[1], source: "bin-link" };
-  }
-  let version = fromDiag;
-  if (version === undefined) {
-    const log = await readNewestDiag(runtime, dir);
-    version = log ? versionFromDiag(log.text) : null;
-  }
-  return version ? { version, source: "diag" } : null;
+  if (!stat?.isSymbolicLink) return null;
+  const target = await runtime.files.readlink(bin).catch(() => "");
+  const m = /^bin\.(.+)$/.exec(basename(target.replace(/\/+$/, "")));
+  return m && SEMVER.test(m[1]) ? m[1] : null;
+}
+
+/**
+ * The runner's version and where it was read. `remembered`: the version read from a diag log
+ * before; the newest log is read again only when it is another file (a new listener start), since
+ * the version line sits at a log's start and the logs grow large.
+ */
+export async function readRunnerVersion(
+  runtime: Runtime,
+  dir: string,
+  remembered: { log: string | null; version: string | null },
+): Promise<{ version: string; source: VersionSource; log: string | null } | null> {
+  const linked = await versionFromBinLink(runtime, dir);
+  if (linked) return { version: linked, source: "bin-link", log: null };
+  const newest = await findNewestDiag(runtime, dir);
+  if (!newest) return null;
+  if (remembered.log === newest.name && remembered.version) return { version: remembered.version, source: "diag", log: newest.name };
+  const log = await readNewestDiag(runtime, dir);
+  const version = log ? versionFromDiag(log.text) : null;
+  return version ? { version, source: "diag", log: log!.name } : null;
 }
 
 /** Negative when a < b. Versions are X.Y.Z. */

@@ -13,7 +13,7 @@ import { errorMessage } from "../shared/errors.ts";
 import type { Logger } from "../shared/logger.ts";
 import type { RunnerConfig } from "../config/types.ts";
 import type { DiagFinding } from "../runner/local-signals.ts";
-import { readNewestDiag } from "../runner/local-signals.ts";
+import { findNewestDiag } from "../runner/local-signals.ts";
 import type { ServiceControl } from "../runner/service.ts";
 import type { AgentContext } from "../agent/context.ts";
 import type { HygieneMemory } from "./memory.ts";
@@ -42,7 +42,6 @@ const OTHER_HOST = "another host";
 export async function repairSession(ctx: AgentContext, input: SessionInput, memory: HygieneMemory, log: Logger): Promise<boolean> {
   const { runner, service } = input;
   if (!input.findings.includes("session_conflict")) {
-    memory.sessionLog = null;
     memory.sessionRestarts = 0;
     memory.lastSessionRestart = null;
     memory.sessionElsewhere = false;
@@ -63,8 +62,7 @@ export async function repairSession(ctx: AgentContext, input: SessionInput, memo
     return true;
   }
   memory.sessionElsewhere = false;
-  const diag = await readNewestDiag(ctx.runtime, runner.dir);
-  if (diag && memory.sessionLog !== diag.name) memory.sessionLog = diag.name;
+  const diag = await findNewestDiag(ctx.runtime, runner.dir);
   const now = Math.floor(ctx.now() / 1000);
   const exitedAt = diag ? Math.floor(diag.mtimeMs / 1000) : now;
   const wait = Math.min(MAX_WAIT_SECONDS, SESSION_EXPIRY_SECONDS * 2 ** memory.sessionRestarts);

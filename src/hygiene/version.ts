@@ -11,7 +11,7 @@ import { readNewestDiag } from "../runner/local-signals.ts";
 import type { AgentContext, PassState } from "../agent/context.ts";
 import type { HygieneMemory } from "./memory.ts";
 import { latestRelease, versionAgeDays, type ReleaseCache } from "./releases.ts";
-import { readRunnerVersion, versionFromDiag } from "./runner-version.ts";
+import { readRunnerVersion } from "./runner-version.ts";
 import { findDeprecation, judgeDeprecation } from "./deprecation.ts";
 
 export const VERSION_WARN_DAYS = 21;
@@ -19,11 +19,11 @@ export const VERSION_ALERT_DAYS = 28;
 const TAIL = 64 * 1024;
 
 export async function checkVersion(ctx: AgentContext, pass: PassState, runner: RunnerConfig, findings: readonly DiagFinding[], memory: HygieneMemory, log: Logger): Promise<void> {
-  const diag = await readNewestDiag(ctx.runtime, runner.dir);
-  const local = (await readRunnerVersion(ctx.runtime, runner.dir, diag ? versionFromDiag(diag.text) : null)) ?? null;
+  const local = await readRunnerVersion(ctx.runtime, runner.dir, { log: memory.versionLog, version: memory.version });
   if (local?.version !== memory.version) memory.versionWarned = null;
   memory.version = local?.version ?? null;
   memory.versionSource = local?.source ?? null;
+  memory.versionLog = local?.log ?? null;
   // Only a runner whose version is known costs a release lookup (one a day for the whole host).
   const release: ReleaseCache | null = local && ctx.github ? await latestRelease(ctx, pass, runner.scope, log) : null;
   const age = local && release ? versionAgeDays(local.version, release, ctx.now()) : null;
@@ -38,10 +38,12 @@ export async function checkVersion(ctx: AgentContext, pass: PassState, runner: R
       { version: local!.version, latest: release!.latest, age_days: age },
       `runner v${local!.version} is ${age} days behind the release after it (newest: v${release!.latest}): GitHub stops sending jobs after 30 days; update the runner (or drop --disableupdate)`,
     );
-    await ctx.events.emit("runner.version_stale", runner.name, runner.scope, { version: local!.version, latest: release!.latest, age_days: age, level });
+    await ctx.events.emit("runner.version_stale", runner.name, runner.scope, { version: local!.version, latest: release!.latest, age_days: age, level, source: local!.source });
   }
 
-  const notice = findings.includes("version_deprecated") && diag ? findDeprecation(diag.text.slice(-TAIL)) : null;
+  // The log is read whole only when scanDiag saw the notice in it.
+  const diag = findings.includes("version_deprecated") ? await readNewestDiag(ctx.runtime, runner.dir) : null;
+  const notice = diag ? findDeprecation(diag.text.slice(-TAIL)) : null;
   if (!notice) {
     memory.deprecationJudged = null;
     memory.deprecationVerdict = null;

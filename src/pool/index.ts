@@ -25,6 +25,7 @@ export class PoolManager {
   private pools: Pool[] = [];
   private loop: Promise<void> | null = null;
   private readonly stopLoop = new AbortController();
+  private wakeUp: (() => void) | null = null;
 
   constructor(
     private readonly deps: { runtime: Runtime; config: AgentConfig; log: Logger; github: GitHubClient; events: EventEmitter; now: () => number },
@@ -38,7 +39,7 @@ export class PoolManager {
       const user = await lookupUser(runtime, pc.runAs);
       if (!user) throw new ConfigError(`pools[${i}].runAs: there is no user "${pc.runAs}" on this host`);
       const where = `${config.configFile ?? "configuration"}: pools[${i}]`;
-      const pool = new Pool(pc, where, { ...this.deps, store, host: config.host, user });
+      const pool = new Pool(pc, where, { ...this.deps, store, host: config.host, user, wake: () => this.wakeUp?.() });
       await pool.start(signal);
       this.pools.push(pool);
     }
@@ -57,7 +58,9 @@ export class PoolManager {
           await pool.cleanUp(signal).catch((err) => this.deps.log.warn({ pool: pool.config.name }, `pool ${pool.config.name}: clean-up at GitHub failed: ${errorMessage(err)}`));
         }
       }
-      await sleep(TICK_MS, signal).catch(() => {});
+      // Until the next tick, or at once when a runner exits (a finished job's slot is refilled now).
+      await Promise.race([sleep(TICK_MS, signal).catch(() => {}), new Promise<void>((resolve) => (this.wakeUp = resolve))]);
+      this.wakeUp = null;
     }
   }
 

@@ -40,6 +40,8 @@ export interface PoolDeps {
   host: string;
   user: SystemUser;
   now: () => number;
+  /** Asks the pool loop to look again now (a runner exited: its slot is refilled at once). */
+  wake: () => void;
 }
 
 interface Slot {
@@ -164,6 +166,7 @@ export class Pool {
     if (now < this.backoffUntil) return;
     for (const slot of this.slots) {
       if (slot.state !== "empty" || signal.aborted) continue;
+      this.log.debug({ slot: slot.index }, "launching a runner into an empty slot");
       await this.launch(slot, signal);
       if (this.deps.now() < this.backoffUntil) break;
     }
@@ -273,6 +276,7 @@ export class Pool {
     Object.assign(slot, this.emptySlot(slot.index));
     if (reason === "crashed") await this.launchFailed(`runner exited without a job (exit ${code ?? signal}, after ${seconds}s): see its lines above`);
     else if (reason === "job" || reason === "idle_expired") this.consecutiveFailures = 0;
+    this.deps.wake();
   }
 
   private async orphanExit(slot: Slot): Promise<void> {

@@ -35,6 +35,17 @@ export async function scanDiag(runtime: Runtime, dir: string): Promise<DiagFindi
 
 /** The newest `_diag/Runner_*.log` (one per listener start), whole, with when it was last written. */
 export async function readNewestDiag(runtime: Runtime, dir: string): Promise<{ name: string; text: string; mtimeMs: number } | null> {
+  const found = await findNewestDiag(runtime, dir);
+  if (!found) return null;
+  try {
+    return { ...found, text: await runtime.files.readText(join(dir, "_diag", found.name)) };
+  } catch {
+    return null;
+  }
+}
+
+/** The newest `_diag/Runner_*.log`'s name and last write, without reading it. */
+export async function findNewestDiag(runtime: Runtime, dir: string): Promise<{ name: string; mtimeMs: number } | null> {
   const diag = join(dir, "_diag");
   let names: string[];
   try {
@@ -49,9 +60,5 @@ export async function readNewestDiag(runtime: Runtime, dir: string): Promise<{ n
   const diagStat = await runtime.files.lstat(diag).catch(() => null);
   const logStat = await runtime.files.lstat(join(diag, newest)).catch(() => null);
   if (!diagStat?.isDirectory || !logStat?.isFile) return null;
-  try {
-    return { name: newest, text: await runtime.files.readText(join(diag, newest)), mtimeMs: logStat.mtimeMs };
-  } catch {
-    return null;
-  }
+  return { name: newest, mtimeMs: logStat.mtimeMs };
 }

@@ -30,6 +30,8 @@ export interface NatsCluster {
   waitForJetStream(timeoutMs?: number): Promise<void>;
   /** The server_name of the stream's leader, or null while it has none. */
   streamLeader(stream: string): Promise<string | null>;
+  /** Polls until the stream has a leader (bounded); its server_name. */
+  waitForStreamLeader(stream: string, timeoutMs?: number): Promise<string>;
   /** Index of the node named `name`. */
   indexOf(name: string): number;
   close(): Promise<void>;
@@ -127,6 +129,15 @@ export async function startNatsCluster(size = 3): Promise<NatsCluster> {
         const info = await (await jetstreamManager(nc, { timeout: 2000 })).streams.info(stream);
         return info.cluster?.leader ?? null;
       }).catch(() => null);
+    },
+    async waitForStreamLeader(stream, timeoutMs = 15_000) {
+      const deadline = Date.now() + timeoutMs;
+      for (;;) {
+        const leader = await cluster.streamLeader(stream);
+        if (leader) return leader;
+        if (Date.now() > deadline) throw new Error(`stream ${stream} has no leader after ${timeoutMs} ms`);
+        await sleep(200);
+      }
     },
     indexOf(name) {
       const i = nodes.findIndex((n) => n.name === name);
