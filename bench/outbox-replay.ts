@@ -61,7 +61,7 @@ export async function benchOutboxReplay(n = 10_000): Promise<ReplayResult> {
     await publisher.ready();
     await publisher.close();
     const replaySeconds = (performance.now() - t0) / 1000;
-    // A fresh reader: an Outbox caches its depth for a second, and the publisher drained through its own.
+    // A fresh reader, as another process would see it: the publisher drained through its own.
     const remaining = await new Outbox(runtime, join(dir, "outbox")).pending();
     if (remaining !== 0) throw new Error(`outbox not empty after replay: ${remaining}`);
     const info = await jsm.streams.info("RTR_EVENTS");

@@ -35,7 +35,7 @@ alerts:
     const runs = [];
     for (let i = 0; i < 2; i++) runs.push(await runInProcess(["check", "--config", path], { ...base, ...env }));
     assert.ok(runs.every((r) => r.code === 1));
-    await waitFor(() => slack.received.length >= 1 && pagerduty.received.length >= 1 && webhook.received.length >= 1 && smtp.messages.length >= 1, "one firing per plugin");
+    await waitFor(() => slack.received.length >= 1 && pagerduty.received.length >= 1 && webhook.received.length >= 1 && smtp.messages.length >= 1, "one firing per plugin", 30_000);
     await new Promise((r) => setTimeout(r, 200));
     assert.deepEqual([slack.received.length, pagerduty.received.length, webhook.received.length, smtp.messages.length], [1, 1, 1, 1], "one incident for the scope, not one per runner");
 

@@ -103,6 +103,37 @@ runners:
   }
 });
 
+test("hygiene - --dry-run only says which labels it would set", async () => {
+  const { w, args, id } = await registered(", labels: [gpu]");
+  try {
+    driftLabels(w, id, ["cpu"]);
+    const run = await runInProcess([...args, "--dry-run"], w.env);
+    assert.equal(run.code, 0, run.stdout);
+    assert.equal(w.github.count({ route: "labels" }), 0);
+    assert.ok(run.logs.some((l) => typeof l.msg === "string" && /dry run: would set runner id \d+'s custom labels to \[gpu\]/.test(l.msg)), run.stdout);
+    assert.deepEqual(customLabels(w, id), ["cpu"]);
+  } finally {
+    await w.close();
+  }
+});
+
+test("hygiene - a refused label call is a warning, not a failed pass; the next check tries again", async () => {
+  const { w, args, id } = await registered(", labels: [gpu]");
+  try {
+    driftLabels(w, id, ["cpu"]);
+    w.github.inject("labels", { status: 403, body: { message: "Resource not accessible by personal access token", documentation_url: "https://docs.github.com/rest", status: "403" } });
+    const refused = await runInProcess(args, w.env);
+    assert.equal(refused.code, 0, "the runner itself is fine");
+    assert.equal(eventsOf(refused, "runner.labels_repaired").length, 0);
+    assert.ok(refused.logs.some((l) => l.level === "warn" && typeof l.msg === "string" && /could not repair the runner's labels/.test(l.msg)), refused.stdout);
+    const retried = await runInProcess(args, w.env);
+    assert.equal(eventsOf(retried, "runner.labels_repaired").length, 1);
+    assert.deepEqual(customLabels(w, id), ["gpu"]);
+  } finally {
+    await w.close();
+  }
+});
+
 test("hygiene - a configured label that is one of the runner's read-only labels never loops", async () => {
   // config.sh --labels linux,x64 beside the read-only Linux/X64: the same names, no label call ever.
   const { w, args } = await registered(", labels: [linux, x64]");

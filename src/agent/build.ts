@@ -16,7 +16,7 @@ import { agentTransportProblem } from "../fleet/transport.ts";
 import { inboxPrefixFor } from "../nats/subjects.ts";
 import { ConfigError } from "../shared/errors.ts";
 import { Privsep } from "../privsep/index.ts";
-import { PoolManager } from "../pool/index.ts";
+import { BrokerSource, DirectSource, PoolManager } from "../pool/index.ts";
 
 export function buildAgentContext(
   runtime: Runtime,
@@ -54,9 +54,11 @@ export function buildAgentContext(
   const publisher = options.publisher ?? (nats ? new FanoutPublisher([new LogPublisher(log), nats]) : new LogPublisher(log));
   const fleet = config.fleet.enabled && nats ? new FleetAgentClient(() => nats.connection(), nats.names, { host: config.host }) : null;
   const events = new EventEmitter({ host: config.host, runtime: runtime.name, nextSeq: () => store.nextSeq(), publisher, log });
-  if (config.pools.length && !github) {
-    throw new ConfigError(`${config.configFile ?? "configuration"}: pools: JIT runners are made with the agent's own GitHub credentials: set github.auth (or GITHUB_TOKEN)`);
+  if (config.pools.length && !github && !fleet) {
+    throw new ConfigError(`${config.configFile ?? "configuration"}: pools: JIT runners need the agent's own GitHub credentials (github.auth or GITHUB_TOKEN), or fleet mode's broker (fleet.enabled)`);
   }
-  const pools = mode === "daemon" && config.pools.length && github && !config.dryRun ? new PoolManager({ runtime, config, log, github, events, now }) : null;
+  // Own credentials first (they can also delete runners); else the collector's broker.
+  const source = github ? new DirectSource(github) : fleet ? new BrokerSource(fleet) : null;
+  const pools = mode === "daemon" && config.pools.length && source && !config.dryRun ? new PoolManager({ runtime, config, log, source, events, now }) : null;
   return { runtime, config, log, github, tokens: new TokenCache(runtime, config.state.dir), store, events, telemetry, mode, now, alerts: options.alerts ?? null, fleet, privsep: new Privsep(runtime, config), pools };
 }

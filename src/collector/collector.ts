@@ -17,12 +17,15 @@ import { natsNames, type NatsNames } from "../nats/subjects.ts";
 import { FleetState } from "./fleet.ts";
 import { consumeEvents, ensureDurableConsumer, watchState } from "./ingest.ts";
 import { EventsReader } from "./events-reader.ts";
-import type { CollectorAlert, CollectorView, EventQuery, FleetRunner } from "./types.ts";
+import type { CollectorAlert, CollectorView, EventQuery, FleetRunner, HostPools } from "./types.ts";
+import { History } from "./history.ts";
+import { feedHistory } from "./history-feed.ts";
 import { Lease } from "./lease.ts";
 import { GitHubClient } from "../github/client.ts";
 import { AgentTelemetry } from "../agent/telemetry.ts";
 import { VERSION } from "../shared/version.ts";
 import { FleetPoller } from "../fleet/poller.ts";
+import { JitBroker } from "../fleet/jit-broker.ts";
 import { TokenBroker, brokerTransportProblem } from "../fleet/broker.ts";
 import type { AlertHost } from "../alerts/host.ts";
 
@@ -60,6 +63,9 @@ export class Collector implements CollectorView {
   broker: TokenBroker | null = null;
   /** True while this process holds the RTR_LEADER lease: only the leader sends alerts. */
   leader = false;
+  /** Charts, registration history and alert transitions for the pages (bounded, in memory). */
+  private readonly hist: History;
+  private changeCount = 0;
 
   constructor(private readonly options: CollectorOptions) {
     const nats = options.config.nats;
@@ -67,6 +73,11 @@ export class Collector implements CollectorView {
     this.names = natsNames(nats.prefix);
     this.now = options.now ?? Date.now;
     this.fleet = new FleetState({ staleAfter: options.config.collector.staleAfter, afterConsecutiveFailures: options.config.alerts.afterConsecutiveFailures });
+    this.hist = new History(this.now);
+  }
+
+  private changed(): void {
+    this.changeCount++;
   }
 
   start(): void {
@@ -88,6 +99,7 @@ export class Collector implements CollectorView {
     this.reader = new EventsReader(nc, this.names);
     (async () => {
       for await (const s of nc.status()) {
+        this.changed();
         if (s.type === "disconnect") {
           this.problem = "NATS connection lost: reconnecting";
           log.warn(this.problem);
@@ -109,13 +121,14 @@ export class Collector implements CollectorView {
           this.tasks.push(this.leaseLoop(this.lease, ttl));
         }
         if (this.options.alerts && !this.alertHost) this.alertHost = await this.options.alerts(nc, this.names);
-        if (config.fleet.scopes?.length) this.tasks.push(this.fleetLoop(nc));
+        if (config.fleet.scopes?.length || config.fleet.pools?.length) this.tasks.push(this.fleetLoop(nc));
         this.ready = true;
         this.problem = null;
         log.info({ stream: this.names.eventsStream, consumer: this.names.durable }, "collector consuming events and watching state");
         await Promise.all([
-          this.loop("event consumer", () => consumeEvents(nc, this.names, this.fleet, log, this.stop.signal)),
-          this.loop("state watch", () => watchState(kv, this.fleet, log, this.stop.signal, () => this.scheduleEvaluate())),
+          this.loop("event consumer", () => consumeEvents(nc, this.names, this.fleet, log, this.stop.signal, () => this.changed())),
+          this.loop("state watch", () => watchState(kv, this.fleet, log, this.stop.signal, () => (this.changed(), this.scheduleEvaluate()))),
+          this.loop("history feed", () => feedHistory(nc, this.names, this.hist, this.stop.signal, () => this.changed())),
         ]);
         return;
       } catch (err) {
@@ -161,6 +174,7 @@ export class Collector implements CollectorView {
     const scopes = config.fleet.scopes ?? [];
     const poller = new FleetPoller({ github, kv: await openBucket(nc, this.names.githubBucket, true, { replicas: config.nats!.replicas, log }), scopes, log, now: this.now });
     const broker = transport ? null : (this.broker = new TokenBroker({ nc, prefix: this.names.prefix, github, scopes, threshold: config.refresh.threshold, log, now: this.now, collector: { host: config.host, runtime: this.options.runtime.name } }));
+    const jitBroker = transport || !config.fleet.pools?.length ? null : new JitBroker({ nc, prefix: this.names.prefix, github, pools: config.fleet.pools, log, now: this.now, collector: { host: config.host, runtime: this.options.runtime.name } });
     if (transport) log.error(transport);
     let lastPoll = 0;
     let wasLeader = false;
@@ -170,15 +184,20 @@ export class Collector implements CollectorView {
       // Checked often, so a new leader answers token requests at once; polled every pollInterval.
       if (this.leader) {
         broker?.start();
+        jitBroker?.start();
         if (this.now() - lastPoll >= config.fleet.pollInterval * 1000) {
           lastPoll = this.now();
           await poller.pollOnce(this.stop.signal);
           await broker?.renew(this.stop.signal);
         }
-      } else broker?.stop();
+      } else {
+        broker?.stop();
+        jitBroker?.stop();
+      }
       await sleep(Math.min(250, config.fleet.pollInterval * 1000), this.stop.signal).catch(() => {});
     }
     broker?.stop();
+    jitBroker?.stop();
   }
 
   /** Takes or renews the lease three times per TTL, so a dead leader is replaced within one TTL. */
@@ -224,9 +243,22 @@ export class Collector implements CollectorView {
     const next = this.fleet.alerts(this.now());
     const before = new Set(this.current.map((a) => a.key));
     const after = new Set(next.map((a) => a.key));
-    for (const a of next) if (!before.has(a.key)) this.options.log.warn({ alert: a.key, severity: a.severity }, `alert: ${a.summary}`);
-    for (const a of this.current) if (!after.has(a.key)) this.options.log.info({ alert: a.key }, `alert resolved: ${a.key}`);
+    const at = new Date(this.now()).toISOString();
+    for (const a of next) {
+      if (before.has(a.key)) continue;
+      this.options.log.warn({ alert: a.key, severity: a.severity }, `alert: ${a.summary}`);
+      this.hist.alertChanged({ key: a.key, rule: a.rule, host: a.host, runner: a.runner, state: "firing", at, summary: a.summary });
+    }
+    for (const a of this.current) {
+      if (after.has(a.key)) continue;
+      this.options.log.info({ alert: a.key }, `alert resolved: ${a.key}`);
+      const firedSeconds = Math.max(0, Math.round((this.now() - Date.parse(a.startsAt)) / 1000));
+      this.hist.alertChanged({ key: a.key, rule: a.rule, host: a.host, runner: a.runner, state: "resolved", at, summary: a.summary, firedSeconds });
+    }
+    if (next.length !== this.current.length || next.some((a) => !before.has(a.key))) this.changed();
     this.current = next;
+    this.hist.sample("alerts_firing", next.length);
+    this.samplePools();
     if (this.alertHost && this.leader) {
       try {
         await this.alertHost.evaluate(next.map((a) => ({ key: a.key, rule: a.rule, host: a.host, runner: a.runner, scope: a.scope, severity: a.severity, summary: a.summary, details: a.details, state: "firing" as const })));
@@ -237,8 +269,26 @@ export class Collector implements CollectorView {
     return next;
   }
 
+  /** Pool runners idle and busy across the fleet, kept as the chart's per-bucket maximum. */
+  private samplePools(): void {
+    let idle = 0;
+    let busy = 0;
+    for (const p of this.fleet.pools()) for (const pool of p.doc.pools) (idle += pool.runners.idle), (busy += pool.runners.busy);
+    this.hist.sample("pool_idle", idle);
+    this.hist.sample("pool_busy", busy);
+  }
+
   runners(): FleetRunner[] {
     return this.fleet.runners(this.now());
+  }
+  pools(): HostPools[] {
+    return this.fleet.pools();
+  }
+  history(): History {
+    return this.hist;
+  }
+  changes(): number {
+    return this.changeCount;
   }
   runner(host: string, runner: string): FleetRunner | undefined {
     return this.runners().find((r) => r.host === host && r.runner === runner);

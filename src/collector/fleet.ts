@@ -5,7 +5,7 @@
  */
 import type { Envelope, StateDocument } from "../shared/types.ts";
 import type { CollectorAlert, FleetRunner } from "./types.ts";
-import { eventTypeLabel, STATE_DROP_REASONS, type StateDropReason } from "./validate.ts";
+import { eventTypeLabel, STATE_DROP_REASONS, type PoolsDocument, type StateDropReason } from "./validate.ts";
 
 /** Keys remembered for "log once": beyond this, drops are still counted but no longer logged. */
 const MAX_LOGGED_KEYS = 10_000;
@@ -45,6 +45,8 @@ interface Entry {
 
 export class FleetState {
   private readonly entries = new Map<string, Entry>();
+  /** Each host's pools (key `<encoded host>.=`), with the server's write time. */
+  private readonly poolDocs = new Map<string, { doc: PoolsDocument; updatedAt: number }>();
   private readonly ring: Envelope[] = [];
   private readonly counts = new Map<string, number>();
   private readonly seen = new Set<string>();
@@ -60,6 +62,20 @@ export class FleetState {
   putState(key: string, doc: StateDocument, updatedAt: number): void {
     this.entries.set(key, { key, doc, updatedAt });
     this.loggedDrops.forget(key);
+  }
+
+  putPools(key: string, doc: PoolsDocument, updatedAt: number): void {
+    this.poolDocs.set(key, { doc, updatedAt });
+    this.loggedDrops.forget(key);
+  }
+
+  deletePools(key: string): void {
+    this.poolDocs.delete(key);
+  }
+
+  /** Every host's latest pools document. */
+  pools(): { host: string; doc: PoolsDocument; updatedAt: number }[] {
+    return [...this.poolDocs.values()].map((p) => ({ host: p.doc.host, ...p }));
   }
 
   deleteState(key: string): void {

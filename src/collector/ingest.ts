@@ -9,7 +9,7 @@ import type { KV } from "@nats-io/kv";
 import type { Logger } from "../shared/logger.ts";
 import type { NatsNames } from "../nats/subjects.ts";
 import type { FleetState } from "./fleet.ts";
-import { checkStateDocument, eventMatchesSubject, parseEnvelope, subjectHostToken } from "./validate.ts";
+import { checkPoolsDocument, checkStateDocument, eventMatchesSubject, isHostKey, parseEnvelope, subjectHostToken } from "./validate.ts";
 
 export async function ensureDurableConsumer(nc: NatsConnection, names: NatsNames): Promise<void> {
   const jsm = await jetstreamManager(nc);
@@ -75,7 +75,15 @@ export async function watchState(kv: KV, fleet: FleetState, log: Logger, signal:
   signal.addEventListener("abort", () => watcher.stop(), { once: true });
   for await (const entry of watcher) {
     if (entry.operation !== "PUT") {
-      fleet.deleteState(entry.key);
+      if (isHostKey(entry.key)) fleet.deletePools(entry.key);
+      else fleet.deleteState(entry.key);
+    } else if (isHostKey(entry.key)) {
+      // A host's pools (issue 19): checked like a runner's document, against its own schema.
+      const checked = checkPoolsDocument(entry.key, entry.value);
+      if (checked.ok) fleet.putPools(entry.key, checked.doc, entry.created.getTime());
+      else if (fleet.dropState(entry.key, checked.reason)) {
+        log.warn({ key: entry.key, reason: checked.reason }, `dropped the pools document under key ${entry.key.slice(0, 200)} (${checked.reason}: ${checked.detail}); logged once per key`);
+      }
     } else {
       const checked = checkStateDocument(entry.key, entry.value);
       if (checked.ok) fleet.putState(entry.key, checked.doc, entry.created.getTime());

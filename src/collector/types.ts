@@ -1,5 +1,7 @@
 /** What the collector knows, as the HTTP layer and the alert engine see it (SPEC 9). */
 import type { Envelope, StateDocument } from "../shared/types.ts";
+import type { History } from "./history.ts";
+import type { PoolsDocument } from "./validate.ts";
 
 export interface FleetRunner {
   /** KV key `<encoded host>.<encoded runner>`. */
@@ -57,6 +59,19 @@ export interface CollectorView {
   health(): { ok: boolean; reason: string | null };
   /** Alert deliveries by plugin and outcome (absent when no plugin is configured). */
   alertDeliveries?(): { plugin: string; outcome: string; count: number }[];
+  /** The dashboard's rollups, registration history and alert transitions (issue 19). */
+  history?(): History;
+  /** Each host's latest pools report (SPEC 14), when its agent runs pools. */
+  pools?(): HostPools[];
+  /** Grows whenever something a page shows may have changed (the SSE feed pushes then). */
+  changes?(): number;
   /** Token requests the fleet broker refused since start, by reason (fleet/authz.ts REFUSAL_REASONS). */
   brokerRefusals?(): ReadonlyMap<string, number>;
+}
+
+export interface HostPools {
+  host: string;
+  doc: PoolsDocument;
+  /** When the KV entry was written, by the NATS server's clock (epoch ms). */
+  updatedAt: number;
 }

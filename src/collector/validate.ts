@@ -68,6 +68,50 @@ export const stateDocumentSchema = z.looseObject({
   last_error: truncated(MAX_ERROR).nullable(),
 });
 
+/** SPEC 14's pool report, as an agent puts it for its host under `<encoded host>.=` (issue 19). */
+const poolReportSchema = z.looseObject({
+  name,
+  scope: scopeSchema,
+  size: count,
+  draining: z.boolean().default(false),
+  runners: z.looseObject({ idle: count, busy: count, starting: count }),
+  jobs_total: count.default(0),
+  launch_failures_total: count.default(0),
+  consecutive_failures: count.default(0),
+  short_since: epochSeconds.nullable().default(null),
+});
+
+export const poolsDocumentSchema = z.looseObject({
+  v: z.literal(1),
+  host: name,
+  time: z.string().max(64),
+  pools: z.array(poolReportSchema).max(100),
+});
+export type PoolsDocument = z.infer<typeof poolsDocumentSchema>;
+
+/** The host-level key: the runner token `=`, which no encoded runner name can be (SPEC 8). */
+export function isHostKey(key: string): boolean {
+  return key.endsWith(".=");
+}
+
+export type PoolsCheck = { ok: true; doc: PoolsDocument } | { ok: false; reason: StateDropReason; detail: string };
+
+/** Parses a host's pools document under `<encoded host>.=`, checked against its key like a runner's. */
+export function checkPoolsDocument(key: string, data: Uint8Array): PoolsCheck {
+  if (data.length > MAX_STATE_DOCUMENT_BYTES) return { ok: false, reason: "too_large", detail: `${data.length} bytes (at most ${MAX_STATE_DOCUMENT_BYTES})` };
+  let value: unknown;
+  try {
+    value = JSON.parse(new TextDecoder("utf-8", { fatal: true }).decode(data));
+  } catch {
+    return { ok: false, reason: "not_json", detail: "not UTF-8 JSON" };
+  }
+  if ((value as { v?: unknown } | null)?.v !== 1) return { ok: false, reason: "unknown_version", detail: "this collector reads v=1" };
+  const parsed = poolsDocumentSchema.safeParse(value);
+  if (!parsed.success) return { ok: false, reason: "invalid", detail: issues(parsed.error) };
+  if (`${encodeToken(parsed.data.host)}.=` !== key) return { ok: false, reason: "key_mismatch", detail: "the document's host is not that of its key" };
+  return { ok: true, doc: parsed.data };
+}
+
 export type StateCheck = { ok: true; doc: StateDocument } | { ok: false; reason: StateDropReason; detail: string };
 
 function issues(err: z.ZodError): string {

@@ -171,9 +171,26 @@ export const fleetScopeSchema = z.record(z.string(), z.unknown()).transform((val
   return { ...parsed.data, hosts: patterns.data } as Scope & { hosts: string[] };
 });
 
+/**
+ * A pool the collector's broker mints JIT runners for (SPEC 14): labels, group and work folder
+ * come from here, never from the agent's request; `hosts` say which hosts may ask.
+ */
+export const fleetPoolSchema = z
+  .strictObject({
+    name: z.string().regex(/^[a-z0-9-]{1,24}$/, "expected the pool's name as the agents' pools[].name: 1 to 24 lower-case letters, digits or -"),
+    scope: scopeSchema,
+    labels: z.array(z.string().min(1)).min(1, "a JIT runner needs at least one custom label").max(100, "GitHub allows at most 100 custom labels"),
+    group: z.string().min(1).optional(),
+    groupId: z.number().int().positive().optional(),
+    workFolder: z.string().min(1).default("_work"),
+    hosts: z.array(z.string().regex(/^\S+$/, "expected a host name or pattern without spaces")).min(1, 'expected at least one host pattern (["*"] for every host)'),
+  })
+  .refine((p) => !(p.group && p.groupId), { message: "give group (a name) or groupId, not both", path: ["group"] });
+
 export const fleetSchema = z.strictObject({
   enabled: z.boolean().default(false),
   scopes: z.array(fleetScopeSchema).optional(),
+  pools: z.array(fleetPoolSchema).optional(),
   pollInterval: duration.default(60),
   allowInsecure: z.boolean().default(false),
 });

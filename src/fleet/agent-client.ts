@@ -9,9 +9,11 @@ import { addSecret } from "../shared/redact.ts";
 import type { Scope } from "../shared/scope.ts";
 import type { RegistrationToken } from "../github/client.ts";
 import type { NatsNames } from "../nats/subjects.ts";
-import { brokerSubject, pollMarkerKey, runnerKey, scopeToken, type FleetRunnerEntry, type PollMarker } from "./keys.ts";
+import { jitSubject, brokerSubject, pollMarkerKey, runnerKey, scopeToken, type FleetRunnerEntry, type PollMarker } from "./keys.ts";
 
 const REQUEST_TIMEOUT_MS = 5000;
+/** generate-jitconfig is one GitHub call behind the broker: give it GitHub's time. */
+const JIT_TIMEOUT_MS = 30_000;
 
 export class FleetAgentClient {
   private kv: Promise<KV> | null = null;
@@ -51,6 +53,22 @@ export class FleetAgentClient {
     const expiresAt = new Date(reply.expires_at);
     addSecret(reply.token, expiresAt);
     return { token: reply.token, expiresAt };
+  }
+
+  /**
+   * A JIT runner for one of this host's pools, from the broker (SPEC 14): the collector decides
+   * labels, group and work folder. "name_taken" when GitHub already has the name.
+   */
+  async jit(scope: Scope, pool: string, name: string): Promise<{ id: number; name: string; encodedJitConfig: string } | "name_taken"> {
+    const nc = await this.nc();
+    const body = JSON.stringify({ v: 1, host: this.who.host, pool, name });
+    const msg = await nc.request(jitSubject(this.names.prefix, scope), new TextEncoder().encode(body), { timeout: JIT_TIMEOUT_MS });
+    const reply = msg.json<{ runner_id?: number; name?: string; encoded_jit_config?: string; error?: string; name_taken?: boolean }>();
+    if (reply.name_taken) return "name_taken";
+    if (reply.error) throw new Error(`the broker refused the JIT runner: ${reply.error}`);
+    if (!reply.encoded_jit_config || typeof reply.runner_id !== "number") throw new Error("the broker's JIT answer has no runner_id or encoded_jit_config");
+    addSecret(reply.encoded_jit_config, new Date(Date.now() + 6 * 24 * 3600_000));
+    return { id: reply.runner_id, name: reply.name ?? name, encodedJitConfig: reply.encoded_jit_config };
   }
 
   async marker(scope: Scope): Promise<PollMarker | null> {

@@ -15,7 +15,7 @@ import { scopeFromSubject } from "./keys.ts";
 export type FleetScope = Scope & { hosts?: string[] };
 
 /** Why a request was refused: a fixed set (a metric label and the event's `data.reason`). */
-export const REFUSAL_REASONS = ["bad_request", "no_inbox", "host_mismatch", "scope_not_brokered", "host_not_allowed"] as const;
+export const REFUSAL_REASONS = ["bad_request", "no_inbox", "host_mismatch", "scope_not_brokered", "host_not_allowed", "pool_not_brokered", "bad_name"] as const;
 export type RefusalReason = (typeof REFUSAL_REASONS)[number];
 
 export type Decision =

@@ -23,6 +23,11 @@ export function brokerSubject(prefix: string, scope: Scope): string {
   return `${prefix}.token.${scopeToken(scope)}`;
 }
 
+/** The broker's JIT subject for a scope (SPEC 14). */
+export function jitSubject(prefix: string, scope: Scope): string {
+  return `${prefix}.jit.${scopeToken(scope)}`;
+}
+
 /** `org:acme` (decoded from a subject token) back to a scope; null when it is not one. */
 export function parseScopeKey(text: string): Scope | null {
   const m = /^(org|repo|enterprise):(.+)$/.exec(text);

@@ -8,7 +8,7 @@ import { sleep } from "../shared/backoff.ts";
 import type { Logger } from "../shared/logger.ts";
 import type { Runtime } from "../runtime/types.ts";
 import type { AgentConfig } from "../config/types.ts";
-import type { GitHubClient } from "../github/client.ts";
+import type { RunnerSource } from "./source.ts";
 import type { EventEmitter } from "../agent/events.ts";
 import { lookupUser } from "../privsep/users.ts";
 import { Pool } from "./pool.ts";
@@ -17,6 +17,7 @@ import type { PoolReport } from "./report.ts";
 
 export type { PoolReport } from "./report.ts";
 export { PoolStore } from "./store.ts";
+export { BrokerSource, DirectSource } from "./source.ts";
 
 /** How often the pools look at their runners (job state, drain requests, relaunches). */
 const TICK_MS = 2000;
@@ -28,7 +29,7 @@ export class PoolManager {
   private wakeUp: (() => void) | null = null;
 
   constructor(
-    private readonly deps: { runtime: Runtime; config: AgentConfig; log: Logger; github: GitHubClient; events: EventEmitter; now: () => number },
+    private readonly deps: { runtime: Runtime; config: AgentConfig; log: Logger; source: RunnerSource; events: EventEmitter; now: () => number },
   ) {}
 
   /** Throws a ConfigError (exit 78) for what only GitHub can tell: a group that does not exist. */

@@ -12,10 +12,9 @@ import type { Logger } from "../shared/logger.ts";
 import { encodeToken, scopeKey } from "../shared/scope.ts";
 import type { Runtime, ServiceChild } from "../runtime/types.ts";
 import type { PoolConfig } from "../config/types.ts";
-import type { GitHubClient } from "../github/client.ts";
 import type { EventEmitter } from "../agent/events.ts";
 import { runnerEnv, switchTo, type SystemUser } from "../privsep/index.ts";
-import { deleteRunner, generateJitConfig, resolveGroupId } from "./github.ts";
+import type { RunnerSource } from "./source.ts";
 import { makeSlotDir } from "./slot-dir.ts";
 import type { PoolStore, RememberedRunner } from "./store.ts";
 import { jobsInDirs, slotName, type PoolReport, type SlotState } from "./report.ts";
@@ -34,7 +33,7 @@ const HEALTHY_AFTER_MS = 10_000;
 export interface PoolDeps {
   runtime: Runtime;
   log: Logger;
-  github: GitHubClient;
+  source: RunnerSource;
   events: EventEmitter;
   store: PoolStore;
   host: string;
@@ -61,7 +60,6 @@ interface Slot {
 export class Pool {
   private readonly slots: Slot[];
   private remembered: RememberedRunner[] = [];
-  private groupId = 1;
   private consecutiveFailures = 0;
   private backoffUntil = 0;
   private shortSince: number | null = null;
@@ -87,7 +85,7 @@ export class Pool {
   /** Resolves the group, then settles what an earlier agent process left behind. */
   async start(signal: AbortSignal): Promise<void> {
     const c = this.config;
-    this.groupId = c.groupId ?? (c.group ? await resolveGroupId(this.deps.github, c.scope, c.group, this.where, signal) : 1);
+    await this.deps.source.prepare(c, this.where, signal);
     await this.deps.runtime.files.mkdir(join(c.baseDir, c.name), 0o755);
     this.remembered = await this.deps.store.load(c.name);
     await this.settleLeftovers(signal);
@@ -109,14 +107,15 @@ export class Pool {
         this.log.info({ runner: r.name }, `runner ${r.name} from before the restart is running a job: left to finish`);
         continue;
       }
-      const outcome = await deleteRunner(this.deps.github, this.config.scope, r.id, signal).catch((err) => {
+      const outcome = await this.deps.source.delete(this.config.scope, r.id, signal).catch((err) => {
         this.log.warn({ runner: r.name }, `could not delete leftover runner ${r.name} (id ${r.id}) at GitHub: ${errorMessage(err)}; trying again later`);
         return "error" as const;
       });
       if (outcome === "busy") continue;
       if (alive && r.pid !== null) this.deps.runtime.signalGroup(r.pid, "SIGKILL");
       if (outcome === "error") continue;
-      this.log.info({ runner: r.name, runner_id: r.id }, `deleted leftover runner ${r.name} (id ${r.id}) at GitHub (${outcome})`);
+      // Without credentials (fleet mode) GitHub removes the unused JIT runner itself within minutes.
+      if (outcome !== "unsupported") this.log.info({ runner: r.name, runner_id: r.id }, `deleted leftover runner ${r.name} (id ${r.id}) at GitHub (${outcome})`);
       await this.deps.runtime.files.remove(r.slotDir).catch(() => {});
       await this.forget(r.id);
     }
@@ -178,7 +177,7 @@ export class Pool {
   }
 
   private async launch(slot: Slot, signal: AbortSignal): Promise<void> {
-    const { runtime, github, user } = this.deps;
+    const { runtime, source, user } = this.deps;
     const c = this.config;
     slot.state = "starting";
     slot.startedAt = this.deps.now();
@@ -189,7 +188,7 @@ export class Pool {
         const name = slotName(c.name, this.deps.host, slot.index);
         dir = join(c.baseDir, c.name, name);
         await makeSlotDir(runtime, c.template, dir, user);
-        const answer = await generateJitConfig(github, c.scope, { name, runnerGroupId: this.groupId, labels: c.labels, workFolder: c.workFolder }, signal);
+        const answer = await source.jit(c, name, signal);
         if (answer === "name_taken") {
           // Never delete a runner this agent did not create: take another name instead.
           this.log.warn({ runner: name }, `GitHub already has a runner named ${name}: trying another name`);
@@ -245,9 +244,9 @@ export class Pool {
   }
 
   private async deleteAndForget(id: number, signal?: AbortSignal): Promise<void> {
-    const outcome = await deleteRunner(this.deps.github, this.config.scope, id, signal ?? AbortSignal.timeout(60_000)).catch(() => "error" as const);
+    const outcome = await this.deps.source.delete(this.config.scope, id, signal ?? AbortSignal.timeout(60_000)).catch(() => "error" as const);
     // Kept when GitHub could not say: the next clean-up (start, statusInterval) tries again.
-    if (outcome === "deleted" || outcome === "gone") await this.forget(id);
+    if (outcome === "deleted" || outcome === "gone" || outcome === "unsupported") await this.forget(id);
   }
 
   private async hadJob(dir: string): Promise<boolean> {
@@ -288,7 +287,8 @@ export class Pool {
   private async stopIdle(signal: AbortSignal): Promise<void> {
     for (const slot of this.slots) {
       if (slot.state !== "idle" || slot.runnerId === null) continue;
-      const outcome = await deleteRunner(this.deps.github, this.config.scope, slot.runnerId, signal).catch(() => "error" as const);
+      // Without credentials only the local look at /proc says busy (checked by tick just before).
+      const outcome = await this.deps.source.delete(this.config.scope, slot.runnerId, signal).catch(() => "error" as const);
       if (outcome === "busy") {
         slot.state = "busy";
         continue;
@@ -314,9 +314,8 @@ export class Pool {
    * lists is replaced; remembered ids without a live slot are deleted at GitHub.
    */
   async cleanUp(signal: AbortSignal): Promise<void> {
-    const listing = await this.deps.github.listRunners(this.config.scope, signal);
-    if (!listing.complete) return;
-    const listed = new Set(listing.runners.map((r) => r.id));
+    const listed = await this.deps.source.listedIds(this.config.scope, signal);
+    if (!listed) return;
     for (const slot of this.slots) {
       if (slot.state !== "idle" || slot.runnerId === null || listed.has(slot.runnerId)) continue;
       if (this.deps.now() - slot.startedAt < GHOST_GRACE_MS) continue;

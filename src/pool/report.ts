@@ -21,11 +21,21 @@ export interface PoolReport {
 }
 
 /** Runner names are `<pool>-<host>-<slot>-<8 hex>`: unique by construction, within GitHub's 64. */
+function safeHost(host: string): string {
+  return host.toLowerCase().replace(/[^a-z0-9-]+/g, "-").replace(/^-+|-+$/g, "");
+}
+
+/** Whether a runner name is one `slotName` makes for this pool and host (the JIT broker checks it). */
+export function nameBelongsTo(name: string, pool: string, host: string): boolean {
+  const m = new RegExp(`^${pool}-(.+)-(\\d+)-[0-9a-f]{8}$`).exec(name);
+  return m !== null && m[1].length > 0 && safeHost(host).startsWith(m[1]);
+}
+
 export function slotName(pool: string, host: string, slot: number): string {
   const hex = Array.from(crypto.getRandomValues(new Uint8Array(4)), (b) => b.toString(16).padStart(2, "0")).join("");
-  const safeHost = host.toLowerCase().replace(/[^a-z0-9-]+/g, "-").replace(/^-+|-+$/g, "");
+  const safe = safeHost(host);
   const room = 64 - pool.length - String(slot).length - hex.length - 3;
-  return `${pool}-${safeHost.slice(0, Math.max(1, room))}-${slot}-${hex}`;
+  return `${pool}-${safe.slice(0, Math.max(1, room))}-${slot}-${hex}`;
 }
 
 /** The slot dirs among `dirs` where a Runner.Worker (a job) runs. */
