@@ -22,7 +22,7 @@ export interface ModeCalls {
   /** Passes the hosts ran / passes their interval asks for (1.0: on time). */
   passesOnTime: number;
   /** Steady-state calls per runner-hour (from intervals between successive calls). */
-  perRunnerHour: { token: number; status: number; list: number; total: number };
+  perRunnerHour: { token: number; status: number; list: number; total: number; counted?: number };
   /** Steady-state calls per scope-hour, fleet mode (the collector's calls). */
   perScopeHour: { token: number; list: number; listNotModified: number } | null;
   /** Every call of the run, start-up included, by route. */
@@ -105,12 +105,15 @@ export async function benchGitHubCalls(options: { hosts?: number; factor?: numbe
       const calls = github.calls.filter((c) => c.time <= started + runSeconds * 1000);
       const simHours = (s: number | null) => (s === null ? NaN : (s * factor) / HOUR);
       const token = 1 / simHours(meanInterval(calls.filter((c) => classifyRoute(c.method, c.path) === "token"), (c) => c.path));
-      const status = 1 / simHours(meanInterval(calls.filter((c) => classifyRoute(c.method, c.path) === "status"), (c) => c.path));
+      const statusCalls = calls.filter((c) => classifyRoute(c.method, c.path) === "status");
+      const status = 1 / simHours(meanInterval(statusCalls, (c) => c.path));
+      // A 304 to a conditional request does not count against GitHub's primary rate limit.
+      const counted = token + (statusCalls.length ? status * (statusCalls.filter((c) => c.status !== 304).length / statusCalls.length) : 0);
       return {
         hosts: n,
         simulatedHours: (ran * factor) / HOUR,
         passesOnTime: passes.reduce((a, b) => a + b, 0) / expectedPasses(n),
-        perRunnerHour: { token, status, list: 0, total: token + status },
+        perRunnerHour: { token, status, list: 0, total: token + status, counted },
         perScopeHour: null,
         counts: counts(calls),
       };

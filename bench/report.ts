@@ -391,6 +391,15 @@ export function githubPart(r: GitHubCallsResult): Part {
       },
       {
         area: "5",
+        figure: `GitHub calls counted against the rate limit per runner-hour, standalone (a 304 is not counted)`,
+        value: f2(s.perRunnerHour.counted ?? s.perRunnerHour.total),
+        baseline: `all calls: ${f2(s.perRunnerHour.total)}`,
+        ratio: x((s.perRunnerHour.counted ?? s.perRunnerHour.total) / s.perRunnerHour.total),
+        target: "≤ 1.2",
+        met: (s.perRunnerHour.counted ?? s.perRunnerHour.total) <= 1.2,
+      },
+      {
+        area: "5",
         figure: `GitHub token calls per scope-hour, fleet mode (${f.hosts} hosts, 1 scope)`,
         value: f2(fs.token),
         baseline: `standalone, same fleet: ${f2(s.perRunnerHour.token * s.hosts)}`,

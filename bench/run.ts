@@ -17,6 +17,7 @@ import { benchMetricsEndpoint } from "./metrics-endpoint.ts";
 import { benchGitHubCalls } from "./github-calls.ts";
 import { benchStartup } from "./startup.ts";
 import { benchPool, poolPart } from "./pool.ts";
+import { benchDashboard, dashboardPart } from "./dashboard.ts";
 import { buildBundles } from "./helpers/runtimes.ts";
 import { closeLeftovers, timeBox } from "./helpers/proc.ts";
 import { natsServerBinary } from "../test/helpers/nats-server.ts";
@@ -75,7 +76,8 @@ try {
   const replay = await run("6", "Outage recovery (outbox replay)", 60_000, () => benchOutboxReplay(10_000), replayPart);
   const startup = await run("7", "Start-up", 90_000, () => benchStartup(builds, 5), startupPart);
   const pool = await run("8", "Ephemeral pools", 120_000, () => benchPool(20), poolPart);
-  parts = [ingest, heartbeat, alert, footprint, metrics, github, replay, startup, pool];
+  const dashboard = await run("9", "Dashboard render", 60_000, () => benchDashboard(), dashboardPart);
+  parts = [ingest, heartbeat, alert, footprint, metrics, github, replay, startup, pool, dashboard];
 } finally {
   await closeLeftovers();
   await builds.close();

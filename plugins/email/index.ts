@@ -8,7 +8,7 @@
  * `requireTLS: false` opts out.
  */
 import { createTransport } from "nodemailer";
-import { affectedRunners, AlertDeliveryError, alertTarget, definePlugin, headline, nameList, Options, PluginOptionsError, statusWord, targetWithRunners } from "../../src/alerts/sdk.ts";
+import { affectedRunners, AlertDeliveryError, alertTarget, definePlugin, headline, nameList, Options, PluginOptionsError, recoveredText, statusWord, targetWithRunners } from "../../src/alerts/sdk.ts";
 import type { Notification, OptionsHelpers } from "../../src/alerts/sdk.ts";
 
 export const DEFAULT_SUBJECT_PREFIX = "[runner-token-refresh]";
@@ -129,6 +129,8 @@ function facts(n: Notification): [string, string][] {
   const runners = scopeRunners(n);
   const runnerRow: [string, string] = runners.length ? ["Runners", runners.join(", ")] : ["Runner", n.runner ?? "—"];
   const rows: [string, string][] = [["Rule", n.rule], ["Host", n.host], runnerRow, ["Scope", scope || "—"], ["Severity", n.severity], ["Started", n.startsAt]];
+  const recovered = recoveredText(n);
+  if (recovered) rows.push(["Recovered", recovered.replace(/^recovered /, "")]);
   if (n.endsAt) rows.push(["Ended", n.endsAt]);
   rows.push(["Key", n.key]);
   return rows;

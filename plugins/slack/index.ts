@@ -4,7 +4,7 @@
  * retryable; 400 invalid_payload, 403, 404, 410 (no_service, channel_is_archived) and other 4xx are
  * configuration errors. The webhook URL is a secret: no message names it.
  */
-import { affectedRunners, AlertDeliveryError, alertTarget, definePlugin, headline, nameList, Options, PluginOptionsError, statusWord, retryAfterSeconds, targetWithRunners } from "../../src/alerts/sdk.ts";
+import { affectedRunners, AlertDeliveryError, alertTarget, definePlugin, headline, nameList, Options, PluginOptionsError, recoveredText, statusWord, retryAfterSeconds, targetWithRunners } from "../../src/alerts/sdk.ts";
 import type { Notification, OptionsHelpers } from "../../src/alerts/sdk.ts";
 
 export interface SlackOptions {
@@ -87,6 +87,8 @@ export function slackBlocks(n: Notification): Block[] {
     ["Severity", n.severity],
     ["Started", n.startsAt],
   ];
+  const recovered = recoveredText(n);
+  if (recovered) fields.push(["Recovered", recovered.replace(/^recovered /, "")]);
   if (n.endsAt) fields.push(["Ended", n.endsAt]);
   blocks.push({
     type: "section",

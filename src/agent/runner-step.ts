@@ -48,8 +48,12 @@ async function apiStatus(
   const due = memory.lastStatusCheck === null || nowSeconds(ctx) - memory.lastStatusCheck >= ctx.config.github.statusInterval;
   if (!ctx.github || (!due && !trouble)) return { api: undefined, deleted: false };
   let api: RunnerApiState | null;
+  // Conditional on the last answer's ETag: a 304 (runner unchanged) does not count against the rate limit.
+  const kept = memory.statusAnswer?.runner.id === agentId ? memory.statusAnswer : null;
   try {
-    api = await ctx.github.getRunner(runner.scope, agentId, pass.signal);
+    const res = await ctx.github.getRunnerConditional(runner.scope, agentId, pass.signal, kept?.etag);
+    api = res.notModified ? kept!.runner : res.runner;
+    if (!res.notModified) memory.statusAnswer = res.runner && res.etag ? { etag: res.etag, runner: res.runner } : null;
   } catch (err) {
     if (err instanceof AbortedError) throw err;
     log.warn(`status call failed: ${errorMessage(err)}`);

@@ -7,6 +7,7 @@ import { join } from "node:path";
 import { encodeToken, scopeKey, type Scope } from "../shared/scope.ts";
 import type { RunnerStatus } from "../shared/types.ts";
 import type { Runtime } from "../runtime/types.ts";
+import type { RunnerApiState } from "../github/client.ts";
 
 export interface RunnerMemory {
   /** Every agentId this host registered or found in files it moved aside (name-conflict check). */
@@ -17,6 +18,8 @@ export interface RunnerMemory {
   pendingReregister: { reason: string; since: number } | null;
   lastStatusCheck: number | null;
   api: { id: number; status: "online" | "offline"; busy: boolean; checkedAt: number } | null;
+  /** The last 200 answer of the status call with its ETag: the next call is conditional (a 304 is free). */
+  statusAnswer: { etag: string; runner: RunnerApiState } | null;
   /** First pass that saw the service inactive (for offlineGrace). */
   downSince: number | null;
   serviceStartTries: number;
@@ -51,6 +54,7 @@ export function emptyRunnerMemory(): RunnerMemory {
     pendingReregister: null,
     lastStatusCheck: null,
     api: null,
+    statusAnswer: null,
     downSince: null,
     serviceStartTries: 0,
     lastServiceStart: null,

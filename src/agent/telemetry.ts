@@ -26,6 +26,13 @@ export interface PassRecord {
 
 export class AgentTelemetry implements GitHubObserver {
   readonly requests = new Map<string, number>();
+  /**
+   * Requests that count against GitHub's primary rate limit (`true`) and those that do not
+   * (`false`: a 304 to a conditional request), this process.
+   */
+  readonly counted = { true: 0, false: 0 };
+  /** Bumped on every change below (the /metrics snapshot is rebuilt only when it moved). */
+  version = 0;
   rateLimitInfo: RateLimitInfo | null = null;
   clockSkewSeconds: number | null = null;
   credentialExpiresAt: Date | null = null;
@@ -45,9 +52,13 @@ export class AgentTelemetry implements GitHubObserver {
   request(endpoint: string, status: string): void {
     const key = `${endpoint} ${status}`;
     this.requests.set(key, (this.requests.get(key) ?? 0) + 1);
+    // A request without an answer ("error") is counted: whether GitHub saw it is not known.
+    this.counted[status === "304" ? "false" : "true"]++;
+    this.version++;
   }
   rateLimit(info: RateLimitInfo): void {
     this.rateLimitInfo = info;
+    this.version++;
     if (info.limit > 0 && info.remaining < info.limit * 0.1) {
       this.log.warn({ remaining: info.remaining, limit: info.limit, reset: info.reset }, "GitHub rate limit below 10%: the credential is shared by too many agents? consider fleet mode");
     }
@@ -71,6 +82,7 @@ export class AgentTelemetry implements GitHubObserver {
   refreshDuration(scope: string, seconds: number, ok: boolean): void {
     const key = `${scope}\u0000${ok ? "success" : "failure"}`;
     this.refreshes.set(key, (this.refreshes.get(key) ?? 0) + 1);
+    this.version++;
     for (const sink of this.durationSinks) {
       try {
         sink(scope, Math.max(0, seconds), ok);
@@ -91,11 +103,13 @@ export class AgentTelemetry implements GitHubObserver {
   registration(runner: string, reason: string, ok: boolean): void {
     const key = `${runner}\u0000${reason}\u0000${ok ? "success" : "failure"}`;
     this.registrations.set(key, (this.registrations.get(key) ?? 0) + 1);
+    this.version++;
   }
 
   /** The daemon finished a pass; `metrics` is null when the pass broke before building one. */
   passFinished(record: PassRecord, metrics: MetricsDocument | null): void {
     this.lastPass = record;
     if (metrics) this.lastMetrics = metrics;
+    this.version++;
   }
 }

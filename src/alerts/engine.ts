@@ -14,7 +14,14 @@
  */
 import { errorMessage } from "../shared/errors.ts";
 import type { Logger } from "../shared/logger.ts";
-import type { AlertScope, Notification, Severity } from "./sdk.ts";
+import { recoveredText, type AlertScope, type Notification, type Severity } from "./sdk.ts";
+
+/** What a resolve says about the recovery: how long the alert lasted, in seconds and in words. */
+function recovery(startsAt: string, endsAt: string | undefined): Pick<Notification, "resolvedAfterSeconds" | "recovered"> {
+  const seconds = endsAt ? Math.max(0, Math.round((Date.parse(endsAt) - Date.parse(startsAt)) / 1000)) : NaN;
+  if (!Number.isFinite(seconds)) return {};
+  return { resolvedAfterSeconds: seconds, recovered: recoveredText({ status: "resolved", startsAt, resolvedAfterSeconds: seconds }) ?? undefined };
+}
 import type { PluginTarget } from "./delivery.ts";
 
 export interface AlertCondition {
@@ -169,6 +176,7 @@ export class AlertEngine {
       endsAt: rec.endsAt,
       details: rec.details,
       ...(reminder ? { reminder: true } : {}),
+      ...(status === "resolved" ? recovery(rec.startsAt, rec.endsAt) : {}),
     };
   }
 

@@ -29,6 +29,10 @@ export interface Notification {
   startsAt: string;
   /** When it ended (resolved notifications only). */
   endsAt?: string;
+  /** Resolved notifications: how long the alert lasted, in seconds (set by the host). */
+  resolvedAfterSeconds?: number;
+  /** Resolved notifications: the same in words, `recovered after 12m` (set by the host). */
+  recovered?: string;
   /** A scope alert (`runner` null) lists the runners it affects in `runners` (a string array). */
   details: Record<string, unknown>;
   /** A reminder of an alert still firing (repeatInterval). */
@@ -90,7 +94,28 @@ export function targetWithRunners(n: Pick<Notification, "host" | "runner" | "sco
 export function headline(n: Notification): string {
   if (n.more) return `[${statusWord(n)}] ${n.more} more alerts (over the per-minute limit)`;
   if (n.group?.length) return `[${statusWord(n)}] ${n.group.length} × ${n.rule}: ${n.group.map(targetWithRunners).join(", ")}`;
-  return `[${statusWord(n)}] ${n.rule} on ${targetWithRunners(n)}: ${n.summary}`;
+  const recovered = recoveredText(n);
+  return `[${statusWord(n)}] ${n.rule} on ${targetWithRunners(n)}: ${recovered ? `${recovered} (was: ${n.summary})` : n.summary}`;
+}
+
+/** A coarse duration: 45s, 12m, 3h 5m, 2d 4h. */
+function duration(totalSeconds: number): string {
+  const s = Math.max(0, Math.floor(totalSeconds));
+  if (s < 60) return `${s}s`;
+  if (s < 3600) return `${Math.floor(s / 60)}m`;
+  if (s < 86400) return `${Math.floor(s / 3600)}h${s % 3600 >= 60 ? ` ${Math.floor((s % 3600) / 60)}m` : ""}`;
+  return `${Math.floor(s / 86400)}d${s % 86400 >= 3600 ? ` ${Math.floor((s % 86400) / 3600)}h` : ""}`;
+}
+
+/**
+ * `recovered after 12m` for a resolved notification: the host's words when it set them, else from
+ * `startsAt` and `endsAt`; null for a firing one or when the times are unknown.
+ */
+export function recoveredText(n: Pick<Notification, "status" | "startsAt" | "endsAt" | "recovered" | "resolvedAfterSeconds">): string | null {
+  if (n.status !== "resolved") return null;
+  if (n.recovered) return n.recovered;
+  const seconds = n.resolvedAfterSeconds ?? (n.endsAt ? (Date.parse(n.endsAt) - Date.parse(n.startsAt)) / 1000 : NaN);
+  return Number.isFinite(seconds) ? `recovered after ${duration(seconds)}` : null;
 }
 
 /** Seconds a receiver asks us to wait (`Retry-After` as seconds or an HTTP date), if it says. */

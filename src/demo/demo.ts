@@ -25,7 +25,9 @@ import { Collector } from "../collector/collector.ts";
 import { createCollectorApp } from "../http/collector-app.ts";
 import { VERSION } from "../shared/version.ts";
 import { createSimGitHub } from "./sim-github.ts";
+import { eventSentence } from "../shared/event-text.ts";
 import { createSandboxRunner } from "./sandbox.ts";
+import { createPoolTemplate, demoPoolUser } from "./pool.ts";
 import { startNats, type DemoNats } from "./nats.ts";
 
 /** When things happen, in seconds from the start (tests run a faster timeline). */
@@ -47,26 +49,9 @@ function clock(): string {
   return new Date().toTimeString().slice(0, 8);
 }
 
+/** The dashboard's sentences (src/shared/event-text.ts), so the terminal and the pages read alike. */
 function describe(e: Envelope): string {
-  const d = e.data as Record<string, string | number | undefined>;
-  switch (e.type) {
-    case "token.refreshed":
-      return `registration token refreshed for org demo-org, valid until ${new Date(String(d.expires_at)).toTimeString().slice(0, 8)}`;
-    case "token.refresh_failed":
-      return `token refresh FAILED (${d.consecutive_failures} in a row): ${String(d.error).slice(0, 90)}`;
-    case "runner.registered":
-      return `${e.runner} registered as id ${d.agent_id} (reason: ${d.reason})`;
-    case "runner.registration_failed":
-      return `${e.runner} registration failed at ${d.step}: ${String(d.error).slice(0, 90)}`;
-    case "agent.started":
-      return `agent started: ${d.runners} runner, a pass every ${d.interval}s`;
-    case "agent.stopped":
-      return "agent stopped";
-    case "runner.service_started":
-      return `${e.runner}: service was down, started it`;
-    default:
-      return `${e.runner ?? ""} ${JSON.stringify(e.data).slice(0, 100)}`;
-  }
+  return eventSentence(e) ?? `${e.runner ?? ""} ${JSON.stringify(e.data).slice(0, 100)}`;
 }
 
 /** Prints one line per event: the live log a newcomer watches. */
@@ -107,8 +92,10 @@ export async function runDemo(runtime: Runtime, signal: AbortSignal, options: { 
 
     const sink = new Hono();
     sink.post("/", async (c) => {
-      const n = (await c.req.json()) as { status: string; rule: string; host: string; runner: string | null; summary: string };
-      print(`${clock()}  ALERT ${n.status.toUpperCase().padEnd(20)} ${n.rule} on ${n.host}${n.runner ? `/${n.runner}` : ""}: ${n.summary.slice(0, 110)}`);
+      const n = (await c.req.json()) as { status: string; rule: string; host: string; runner: string | null; summary: string; recovered?: string };
+      // A resolve says what recovered and after how long (the alert host's words).
+      const what = n.status === "resolved" && n.recovered ? `${n.recovered} (was: ${n.summary.slice(0, 80)})` : n.summary.slice(0, 110);
+      print(`${clock()}  ALERT ${n.status.toUpperCase().padEnd(20)} ${n.rule} on ${n.host}${n.runner ? `/${n.runner}` : ""}: ${what}`);
       return c.body(null, 204);
     });
     const sinkServer = await serveOn(runtime, sink);
@@ -128,6 +115,14 @@ export async function runDemo(runtime: Runtime, signal: AbortSignal, options: { 
     const alertsYaml = `alerts: { afterConsecutiveFailures: 3, repeatInterval: 1h, plugins: [[webhook, { url: "${sinkUrl}" }]] }`;
     const natsYaml = nats ? `nats: { servers: ["${nats.url}"], name: demo-host }` : "";
     const demoUser = (await runtime.userName(runtime.uid())) ?? String(runtime.uid());
+    const pool = await demoPoolUser(runtime);
+    let poolYaml = "";
+    if ("user" in pool) {
+      // The pool's jobs run as another user, who must reach its slot (not the state dir).
+      await runtime.files.chmod(dir, 0o755);
+      await createPoolTemplate(runtime, join(dir, "pool-template"));
+      poolYaml = `pools:\n  - { name: demo, scope: { org: demo-org }, size: 2, labels: [demo-pool], template: "${join(dir, "pool-template")}", runAs: ${pool.user} }`;
+    }
     const agentFile = join(dir, "agent.yaml");
     await runtime.files.writeAtomic(
       agentFile,
@@ -143,6 +138,7 @@ export async function runDemo(runtime: Runtime, signal: AbortSignal, options: { 
         // The simulated runner runs as whoever runs the demo, so runAs says so explicitly; a real
         // host gives its runners a user of their own (SPEC 15, docs/security.md).
         `  - { dir: "${runnerDir}", scope: { org: demo-org }, name: demo-runner-1, service: svc.sh, labels: [demo], runAs: "${demoUser}" }`,
+        poolYaml,
       ].join("\n"),
     );
     const demoEnv: Record<string, string | undefined> = { ...runtime.env, GITHUB_TOKEN: "demo-token-for-the-simulated-github" };
@@ -154,6 +150,7 @@ export async function runDemo(runtime: Runtime, signal: AbortSignal, options: { 
     print(`runner-token-refresh ${VERSION} demo: simulated GitHub ${githubUrl} (tokens live ${t.tokenTtl}s), sandbox runner ${runnerDir}`);
     print(`  what happens: register the runner, refresh tokens ${t.threshold}s before expiry; GitHub fails token calls from ${t.outageFrom}s to ${t.outageTo}s`);
     print(`  (an alert after 3 failures in a row, resolved when it recovers); at ${t.deleteRunnerAt}s the runner's registration is deleted at GitHub and repaired.`);
+    print("user" in pool ? `  and a pool of two ephemeral JIT runners (as ${pool.user}): each takes one simulated job, every ~20 s, and is replaced at once.` : `  (no pool of ephemeral runners: ${pool.skip})`);
     print(`  logs: ${join(dir, "agent.log")}   Ctrl-C stops everything.`);
 
     let collector: Collector | null = null;
@@ -188,6 +185,7 @@ export async function runDemo(runtime: Runtime, signal: AbortSignal, options: { 
     const daemon = runDaemon(ctx, stop.signal);
 
     let deleted = false;
+    let nextJobAt = 10;
     const announce = { outage: false, recovered: false };
     while (!stop.signal.aborted) {
       if (!announce.outage && elapsed() >= t.outageFrom) {
@@ -202,6 +200,11 @@ export async function runDemo(runtime: Runtime, signal: AbortSignal, options: { 
         deleted = true;
         for (const id of sim.runners.keys()) sim.runners.delete(id);
         print(`${clock()}  --- the runner's registration was deleted at GitHub (as after 14 days offline); watch the agent repair it`);
+      }
+      // A simulated job for the pool every ~10 s: each of its two runners ends one every ~20 s.
+      if ("user" in pool && elapsed() >= nextJobAt) {
+        nextJobAt = elapsed() + 10;
+        sim.dispatchJob(6);
       }
       if (t.stopAfter && elapsed() >= t.stopAfter) stop.abort();
       await sleep(250, stop.signal).catch(() => {});

@@ -12,12 +12,18 @@ interface SimRunner {
   status: "online" | "offline";
   busy: boolean;
   labels: string[];
+  /** A JIT runner (a pool's): takes the simulated jobs. */
+  jit?: boolean;
+  /** Seconds of the job handed to it, until the runner picks it up. */
+  job?: number;
 }
 
 export interface SimGitHub {
   app: Hono;
   runners: Map<number, SimRunner>;
   mints: number;
+  /** Hands one idle pool runner a job of `seconds` (the demo calls it on a timer). */
+  dispatchJob(seconds: number): string | null;
 }
 
 function randomToken(): string {
@@ -34,7 +40,17 @@ export function createSimGitHub(options: { tokenTtl: number; failing: () => bool
   const runners = new Map<number, SimRunner>();
   const tokens = new Map<string, number>();
   let nextId = 1;
-  const sim: SimGitHub = { app: new Hono(), runners, mints: 0 };
+  const sim: SimGitHub = {
+    app: new Hono(),
+    runners,
+    mints: 0,
+    dispatchJob(seconds) {
+      const idle = [...runners.values()].find((r) => r.jit && r.status === "online" && !r.busy && r.job === undefined);
+      if (!idle) return null;
+      idle.job = seconds;
+      return idle.name;
+    },
+  };
   const app = sim.app;
   const headers = { "x-ratelimit-limit": "5000", "x-ratelimit-remaining": "4990", "x-ratelimit-reset": String(Math.floor(Date.now() / 1000) + 3600), "x-ratelimit-used": "10", "x-ratelimit-resource": "core" };
   app.use("*", async (c, next) => {
@@ -59,6 +75,45 @@ export function createSimGitHub(options: { tokenTtl: number; failing: () => bool
   app.get("/orgs/:org/actions/runners/:id", (c) => {
     const r = runners.get(Number(c.req.param("id")));
     return r ? c.json(runnerJson(r)) : c.json({ message: "Not Found" }, 404);
+  });
+
+  // Pools: just-in-time runners, handed a simulated job now and then (SPEC 14).
+  app.post("/orgs/:org/actions/runners/generate-jitconfig", async (c) => {
+    const body = (await c.req.json()) as { name?: string; labels?: string[] };
+    if (!body.name || !body.labels?.length) return c.json({ message: "Invalid request." }, 422);
+    if ([...runners.values()].some((r) => r.name === body.name)) return c.json({ message: "Already exists" }, 409);
+    const runner: SimRunner = { id: nextId++, name: body.name, status: "offline", busy: false, labels: ["self-hosted", "Linux", "X64", ...body.labels], jit: true };
+    runners.set(runner.id, runner);
+    // As the real one: base64 of a JSON map of file name → base64 content (all ASCII here).
+    const file = (v: unknown) => btoa(JSON.stringify(v));
+    const serverUrl = new URL(c.req.url).origin;
+    const config = file({ ".runner": file({ agentId: runner.id, agentName: runner.name, serverUrl, ephemeral: true }), ".credentials": file({ scheme: "OAuthAccessToken" }) });
+    return c.json({ runner: runnerJson(runner), encoded_jit_config: config }, 201);
+  });
+  app.delete("/orgs/:org/actions/runners/:id", (c) => {
+    const r = runners.get(Number(c.req.param("id")));
+    if (!r) return c.json({ message: "Not Found" }, 404);
+    if (r.busy) return c.json({ message: "Runner is still running a job" }, 422);
+    runners.delete(r.id);
+    return c.body(null, 204);
+  });
+  app.get("/_sim/jit/:id", (c) => {
+    const r = runners.get(Number(c.req.param("id")));
+    if (!r) return c.json({ exists: false });
+    if (r.job === undefined) return c.json({ exists: true, job: null });
+    const seconds = r.job;
+    r.job = undefined;
+    r.busy = true;
+    return c.json({ exists: true, job: { seconds } });
+  });
+  app.post("/_sim/jit/:id/online", (c) => {
+    const r = runners.get(Number(c.req.param("id")));
+    if (r) r.status = "online";
+    return c.json({ ok: Boolean(r) });
+  });
+  app.post("/_sim/jit/:id/done", (c) => {
+    runners.delete(Number(c.req.param("id")));
+    return c.json({ ok: true });
   });
 
   // What the sandbox runner's config.sh and svc.sh call.

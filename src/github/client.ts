@@ -47,6 +47,9 @@ export interface RunnerApiState {
   groupId?: number;
 }
 
+/** A conditional status read: unchanged (304), or the runner (null: 404) with its ETag. */
+export type ConditionalRunner = { notModified: true } | { notModified: false; runner: RunnerApiState | null; etag: string | null };
+
 export interface RegistrationToken {
   token: string;
   expiresAt: Date;
@@ -111,6 +114,8 @@ function toRunner(raw: RawRunner): RunnerApiState {
 
 export class GitHubClient {
   private readonly octokits = new Map<string, Promise<Octokit>>();
+  /** The last `?name=` answer per scope and name, with its ETag (conditional re-reads). */
+  private readonly byName = new Map<string, { etag: string; runners: RunnerApiState[] }>();
   private readonly now: () => number;
 
   constructor(private readonly options: GitHubClientOptions) {
@@ -319,24 +324,57 @@ export class GitHubClient {
 
   /** The runner by id, or null when GitHub answers 404 (the caller decides whether to trust it). */
   async getRunner(scope: Scope, id: number, signal: AbortSignal): Promise<RunnerApiState | null> {
+    const res = await this.getRunnerConditional(scope, id, signal);
+    return res.notModified ? null : res.runner;
+  }
+
+  /**
+   * The runner by id, conditional on `etag` (the ETag of the answer the caller kept): a 304 means
+   * the runner is as that answer said, and costs nothing against GitHub's primary rate limit.
+   */
+  async getRunnerConditional(scope: Scope, id: number, signal: AbortSignal, etag?: string | null): Promise<ConditionalRunner> {
     const octokit = await this.octokitFor(scope, signal);
+    const headers = etag ? { "if-none-match": etag } : {};
     const res = await this.call(
       "runner",
       scope,
       signal,
-      () => octokit.request(`GET ${scopeApiPath(scope)}/actions/runners/{runner_id}`, { runner_id: id, request: { signal: this.attemptSignal(signal) } }) as Promise<OctokitResponse<RawRunner>>,
-      [404],
+      () => octokit.request(`GET ${scopeApiPath(scope)}/actions/runners/{runner_id}`, { runner_id: id, headers, request: { signal: this.attemptSignal(signal) } }) as Promise<OctokitResponse<RawRunner>>,
+      etag ? [404, 304] : [404],
     );
-    return res.status === 404 ? null : toRunner(res.data);
+    if (res.status === 304) return { notModified: true };
+    if (res.status === 404) return { notModified: false, runner: null, etag: null };
+    return { notModified: false, runner: toRunner(res.data), etag: typeof res.headers.etag === "string" ? res.headers.etag : null };
   }
 
-  /** Runners of the scope with exactly this name (a scope-level call: a 404 here is an error). */
+  /**
+   * Runners of the scope with exactly this name (a scope-level call: a 404 here is an error).
+   * Conditional on the last answer for that name (kept in this process): a 304 is free.
+   */
   async findRunnersByName(scope: Scope, name: string, signal: AbortSignal): Promise<RunnerApiState[]> {
     const octokit = await this.octokitFor(scope, signal);
-    const res = await this.call("runners-list", scope, signal, () =>
-      octokit.request(`GET ${scopeApiPath(scope)}/actions/runners`, { name, per_page: 100, request: { signal: this.attemptSignal(signal) } }) as Promise<OctokitResponse<{ runners: RawRunner[] }>>,
+    const key = `${scopeApiPath(scope)}\u0000${name}`;
+    const known = this.byName.get(key);
+    const headers = known ? { "if-none-match": known.etag } : {};
+    const res = await this.call(
+      "runners-list",
+      scope,
+      signal,
+      () =>
+        octokit.request(`GET ${scopeApiPath(scope)}/actions/runners`, { name, per_page: 100, headers, request: { signal: this.attemptSignal(signal) } }) as Promise<
+          OctokitResponse<{ runners: RawRunner[] }>
+        >,
+      known ? [304] : [],
     );
-    return (res.data.runners ?? []).filter((r) => r.name === name).map(toRunner);
+    if (res.status === 304 && known) return known.runners;
+    const runners = (res.data.runners ?? []).filter((r) => r.name === name).map(toRunner);
+    this.byName.delete(key);
+    if (typeof res.headers.etag === "string") {
+      // A handful of names per host; the bound only guards against a config with thousands.
+      if (this.byName.size >= 1000) this.byName.delete(this.byName.keys().next().value!);
+      this.byName.set(key, { etag: res.headers.etag, runners });
+    }
+    return runners;
   }
 
   /**

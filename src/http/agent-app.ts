@@ -16,7 +16,25 @@ import { Hono } from "hono";
 import type { AgentContext } from "../agent/context.ts";
 import { scopeKey } from "../shared/scope.ts";
 import { Outbox } from "../nats/outbox.ts";
-import { createAgentRegistry, PROMETHEUS_CONTENT_TYPE, type AgentHttpSource } from "./agent-metrics.ts";
+import { createAgentRegistry, createMetricsSnapshot, PROMETHEUS_CONTENT_TYPE, type AgentHttpSource } from "./agent-metrics.ts";
+
+/** How long the daemon's outbox counts are reused (a gauge scraped every 15-60 s; the outbox is on disk). */
+const OUTBOX_COUNT_TTL_MS = 1000;
+
+/** `read`, reused for `ttlMs` (a failed read is not kept). */
+function reusedFor(ttlMs: number, read: () => Promise<number>): () => Promise<number> {
+  let at = -Infinity;
+  let value: Promise<number> = Promise.resolve(0);
+  return () => {
+    const now = Date.now();
+    if (now - at >= ttlMs) {
+      at = now;
+      value = read();
+      value.catch(() => (at = -Infinity));
+    }
+    return value;
+  };
+}
 
 export interface AgentAppOptions {
   /** Epoch milliseconds; injectable for the staleness rule. */
@@ -34,9 +52,9 @@ export function agentHttpSource(ctx: AgentContext): AgentHttpSource {
     interval: ctx.config.refresh.interval,
     telemetry: ctx.telemetry,
     alerts: ctx.alerts,
-    outboxPending: async () => (await ctx.events.publisher.pending?.()) ?? 0,
+    outboxPending: reusedFor(OUTBOX_COUNT_TTL_MS, async () => (await ctx.events.publisher.pending?.()) ?? 0),
     // Read-only use of the outbox: its drop count lives in the state dir, shared with cron checks.
-    outboxDropped: async () => (outbox ? outbox.dropped() : 0),
+    outboxDropped: reusedFor(OUTBOX_COUNT_TTL_MS, async () => (outbox ? outbox.dropped() : 0)),
   };
 }
 
@@ -62,12 +80,10 @@ export function agentHealth(source: AgentHttpSource, nowMs: number): AgentHealth
 export function createAgentApp(source: AgentHttpSource, options: AgentAppOptions = {}): { app: Hono; close(): void } {
   const now = options.now ?? (() => Date.now());
   const metrics = createAgentRegistry(source);
+  const snapshot = createMetricsSnapshot(source, metrics.registry);
   const app = new Hono();
 
-  app.get("/metrics", async (c) => {
-    const text = await metrics.registry.metrics();
-    return c.body(text, 200, { "Content-Type": PROMETHEUS_CONTENT_TYPE });
-  });
+  app.get("/metrics", async (c) => c.body(await snapshot.body(), 200, { "Content-Type": PROMETHEUS_CONTENT_TYPE }));
 
   app.get("/healthz", (c) => {
     const health = agentHealth(source, now());

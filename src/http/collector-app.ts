@@ -7,7 +7,12 @@ import { Hono } from "hono";
 import type { Context, MiddlewareHandler } from "hono";
 import type { CollectorView, FleetRunner } from "../collector/types.ts";
 import { createCollectorRegistry } from "./collector-metrics.ts";
-import { renderDashboard } from "./dashboard.ts";
+import { FilterError, pageRunners, parseRunnerFilters } from "./api-filters.ts";
+import { shell } from "./pages/layout.ts";
+import { renderLivePage } from "./pages/render.ts";
+import { WINDOW_NAMES, COUNTED, SAMPLED } from "../collector/history.ts";
+import { parseWindow } from "./pages/history.ts";
+import { liveHandler } from "./sse.ts";
 import { rateLimit, type RateLimit } from "./rate-limit.ts";
 
 export interface CollectorAppOptions {
@@ -112,7 +117,37 @@ export function createCollectorApp(view: CollectorView, options: CollectorAppOpt
   // None of them carries a secret: the agents publish none (SPEC 8).
   if (options.authToken !== undefined) app.use("/api/*", bearerAuth(options.authToken));
 
-  app.get("/api/v1/runners", (c) => c.json({ runners: runnersJson(view.runners()) }));
+  // Filters and pages (SPEC 9): parsed by the same code as the dashboard's URL.
+  app.get("/api/v1/runners", (c) => {
+    let filters;
+    try {
+      filters = parseRunnerFilters(new URL(c.req.url).searchParams);
+    } catch (err) {
+      if (err instanceof FilterError) return c.json({ error: err.message, parameter: err.parameter }, 400);
+      throw err;
+    }
+    const page = pageRunners(view.runners(), filters, "name");
+    return c.json({ runners: runnersJson(page.runners), total: page.total, next_cursor: page.nextCursor });
+  });
+
+  // A host's runners and pools (SPEC 14 reports, issue 19).
+  app.get("/api/v1/hosts/:host", (c) => {
+    const host = c.req.param("host");
+    const runners = view.runners().filter((r) => r.host === host);
+    const pools = view.pools?.().find((p) => p.host === host);
+    if (!runners.length && !pools) return c.json({ error: `no host ${JSON.stringify(host)}` }, 404);
+    return c.json({ host, runners: runnersJson(runners), pools: pools?.doc.pools ?? [], pools_updated_at: pools ? new Date(pools.updatedAt).toISOString() : null });
+  });
+
+  // The dashboard's charts as numbers: in-memory rollups, never a stream scan.
+  app.get("/api/v1/history", (c) => {
+    const raw = c.req.query("window");
+    if (raw !== undefined && !(WINDOW_NAMES as string[]).includes(raw)) return c.json({ error: `invalid query parameter window=${JSON.stringify(raw)}: use ${WINDOW_NAMES.join(", ")}`, parameter: "window" }, 400);
+    const history = view.history?.();
+    const window = parseWindow(raw);
+    const series = Object.fromEntries([...COUNTED, ...SAMPLED].map((s) => [s, history ? history.points(s, window).map((p) => [new Date(p.t).toISOString(), p.v]) : []]));
+    return c.json({ window, series });
+  });
 
   // hono decodes path parameters, so `/api/v1/runners/ci.example.com/runner%2001` finds "runner 01".
   app.get("/api/v1/runners/:host/:runner", (c) => {
@@ -154,20 +189,17 @@ export function createCollectorApp(view: CollectorView, options: CollectorAppOpt
     return c.body(text, 200, { "Content-Type": PROMETHEUS_CONTENT_TYPE });
   });
 
-  app.get("/", (c) => {
-    const html = renderDashboard(
-      {
-        runners: view.runners(),
-        alerts: view.alerts(),
-        events: view.recentEvents(50),
-        health: view.health(),
-        version: options.version,
-      },
-      now(),
-    );
+  // The pages stay open like / always was: they show what /metrics shows, never a secret.
+  const page = async (c: Context) => {
+    const url = new URL(c.req.url);
+    const rendered = await renderLivePage(view, url.pathname, url.searchParams, now(), options.version);
     c.header("Cache-Control", "no-store");
-    return c.html(html);
-  });
+    return c.html(shell({ title: rendered.title, live: rendered.live, version: options.version }), rendered.status);
+  };
+  app.get("/", page);
+  app.get("/runners/:host/:runner", page);
+  app.get("/hosts/:host", page);
+  app.get("/live", liveHandler(view, { now, version: options.version }));
 
   app.notFound((c) => c.json({ error: `not found: ${c.req.method} ${c.req.path}` }, 404));
 

@@ -37,7 +37,7 @@ export function humanDuration(totalSeconds: number): string {
 
 const REASONS: Record<string, string> = {
   new: "first registration",
-  not_configured: "it was not configured",
+  not_configured: "first registration: it was not configured yet",
   local_files_corrupt: "its local files were corrupt",
   deleted_on_github: "GitHub no longer had it",
   on_refresh: "re-registration on every refresh is configured",

@@ -155,7 +155,14 @@ export function registerRoutes(app: Hono<FakeEnv>, s: FakeState): void {
     app.get(`${sc.prefix}/actions/runners/:runner_id`, (c) => {
       const op = `GET ${base}/{runner_id}`;
       const r = findRunner(c);
-      return r ? s.json(op, 200, runnerJson(r, s.omitRunnerGroupId)) : s.json(op, 404, errorBody("Not Found", 404));
+      if (!r) return s.json(op, 404, errorBody("Not Found", 404));
+      const body = runnerJson(r, s.omitRunnerGroupId);
+      // As GitHub does: a weak ETag over the answer; a matching If-None-Match gets a bodiless 304.
+      const etag = `W/"${weakHash(JSON.stringify(body))}"`;
+      if (c.req.header("if-none-match") === etag) return new Response(null, { status: 304, headers: { etag } });
+      const res = s.json(op, 200, body);
+      res.headers.set("etag", etag);
+      return res;
     });
 
     app.delete(`${sc.prefix}/actions/runners/:runner_id`, (c) => {

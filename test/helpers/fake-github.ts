@@ -289,6 +289,8 @@ export async function startFakeGitHub(opts: StartFakeGitHubOptions = {}): Promis
       res = c.res;
     }
     call.status = res.status;
+    // GitHub does not count a 304 to a conditional request against the primary rate limit.
+    if (res.status === 304 && !exhausted) s.rateLimit.remaining++;
     return decorate(res, requestId);
   });
   app.onError((err) => {

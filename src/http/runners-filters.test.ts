@@ -1,0 +1,106 @@
+import { test } from "node:test";
+import assert from "node:assert/strict";
+import type { CollectorView } from "../collector/types.ts";
+import { createCollectorApp } from "./collector-app.ts";
+import { fixtureFleet } from "../../test/helpers/fleet-fixture.ts";
+import { fleetStatus } from "./collector-metrics.ts";
+import { renderDashboard } from "./dashboard.ts";
+
+const NOW = Date.parse("2026-11-27T10:00:00.000Z");
+const FLEET = fixtureFleet(1200, NOW);
+
+function app() {
+  const view: CollectorView = {
+    runners: () => FLEET,
+    runner: (h, r) => FLEET.find((x) => x.host === h && x.runner === r),
+    events: async () => [],
+    recentEvents: () => [],
+    alerts: () => [],
+    eventCounts: () => new Map(),
+    health: () => ({ ok: true, reason: null }),
+  };
+  return createCollectorApp(view, { version: "t", now: () => NOW });
+}
+
+interface Page {
+  runners: { host: string; runner: string; status: string; stale: boolean; scope: { org: string } }[];
+  total: number;
+  next_cursor: string | null;
+}
+
+async function get(path: string): Promise<Page> {
+  const res = await app().request(path);
+  assert.equal(res.status, 200, path);
+  return (await res.json()) as Page;
+}
+
+test("runners api - without filters: the first 500 of all, a total and a cursor", async () => {
+  const page = await get("/api/v1/runners");
+  assert.equal(page.runners.length, 500);
+  assert.equal(page.total, 1200);
+  assert.ok(page.next_cursor);
+});
+
+test("runners api - the cursor walks every runner exactly once, and the last page says null", async () => {
+  const seen: string[] = [];
+  let cursor: string | null = null;
+  for (let i = 0; i < 10; i++) {
+    const page: Page = await get(`/api/v1/runners?limit=350${cursor ? `&cursor=${encodeURIComponent(cursor)}` : ""}`);
+    seen.push(...page.runners.map((r) => `${r.host}/${r.runner}`));
+    cursor = page.next_cursor;
+    if (!cursor) break;
+  }
+  assert.equal(cursor, null);
+  assert.equal(seen.length, 1200);
+  assert.equal(new Set(seen).size, 1200);
+});
+
+test("runners api - filters are ANDed, values repeatable or comma-separated, total counts the matches", async () => {
+  const want = FLEET.filter((r) => ["failing", "stale"].includes(fleetStatus(r)) && "org" in r.state.scope && r.state.scope.org === "acme");
+  for (const q of ["status=failing,stale&scope=org:acme", "status=failing&status=stale&scope=org:acme"]) {
+    const page = await get(`/api/v1/runners?${q}`);
+    assert.equal(page.total, want.length, q);
+    assert.ok(page.runners.every((r) => (r.stale || r.status === "failing") && r.scope.org === "acme"));
+  }
+  const host = await get("/api/v1/runners?host=ci-0003.example.com");
+  assert.equal(host.total, 10);
+  const gpu = await get("/api/v1/runners?q=GPU");
+  assert.ok(gpu.total > 0 && gpu.runners.every((r) => r.runner.includes("-gpu")));
+  const pool = await get("/api/v1/runners?pool=build");
+  assert.ok(pool.total > 0 && pool.runners.every((r) => r.runner.startsWith("build-")));
+  const none = await get("/api/v1/runners?host=nope&status=ok");
+  assert.deepEqual([none.total, none.runners.length, none.next_cursor], [0, 0, null]);
+});
+
+test("runners api - a bad value is a 400 that names its parameter", async () => {
+  for (const [q, param] of [["status=broken", "status"], ["scope=acme", "scope"], ["limit=0", "limit"], ["limit=5001", "limit"], ["limit=x", "limit"], ["cursor=%%%", "cursor"], ["cursor=bm90IG91cnM", "cursor"]]) {
+    const res = await app().request(`/api/v1/runners?${q}`);
+    assert.equal(res.status, 400, q);
+    const body = (await res.json()) as { error: string; parameter: string };
+    assert.equal(body.parameter, param, q);
+    assert.match(body.error, new RegExp(`invalid query parameter ${param}`));
+  }
+});
+
+test("dashboard - the page takes the same filters from its URL and pages with a next link", async () => {
+  const html = await (await app().request("/?status=failing&scope=org:acme")).text();
+  const rows = html.match(/<tr class="runner">/g) ?? [];
+  const want = FLEET.filter((r) => fleetStatus(r) === "failing" && "org" in r.state.scope && r.state.scope.org === "acme").length;
+  assert.equal(rows.length, Math.min(want, 200));
+  assert.match(html, new RegExp(`${rows.length} shown of ${want} matching`));
+  assert.match(html, /value="failing"/, "the form shows the filter in force");
+  const all = await (await app().request("/")).text();
+  assert.match(all, /200 shown of 1200/);
+  const next = /href="\/(\?[^"]*cursor=[^"]*)">next page/.exec(all);
+  assert.ok(next, "a next-page link");
+  const second = await (await app().request(`/${next[1].replace(/&amp;/g, "&")}`)).text();
+  assert.match(second, /first page/);
+  const bad = await app().request("/?limit=0");
+  assert.match(await bad.text(), /invalid query parameter limit/);
+});
+
+test("dashboard - rendering 10,000 runners stays bounded by the page size", () => {
+  const html = renderDashboard({ runners: fixtureFleet(10_000, NOW), alerts: [], events: [], health: { ok: true, reason: null }, version: "t" }, NOW);
+  assert.equal((html.match(/<tr class="runner">/g) ?? []).length, 200);
+  assert.match(html, /<b>10000<\/b><span>runners<\/span>/);
+});
