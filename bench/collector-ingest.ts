@@ -97,11 +97,12 @@ async function collectorRound(url: string, n: number): Promise<number> {
   }
 }
 
-export async function benchCollectorIngest(n = 50_000, rounds = 2): Promise<IngestResult> {
-  const nats = guard(await startNatsServer());
+/** `on`: an existing server or cluster (its stream made with `replicas`); else a single server of its own. */
+export async function benchCollectorIngest(n = 50_000, rounds = 2, on?: { url: string; replicas: number }): Promise<IngestResult> {
+  const nats = on ? { url: on.url, close: async () => {} } : guard(await startNatsServer());
   try {
     const nc = await connect({ servers: nats.url });
-    await ensureEventsStream(nc, names, silent);
+    await ensureEventsStream(nc, names, silent, on?.replicas ?? 1);
     const js = jetstream(nc);
     const events = makeEnvelopes(n);
     const encoder = new TextEncoder();

@@ -7,6 +7,8 @@ import { connect } from "@nats-io/transport-node";
 import { jetstream, jetstreamManager } from "@nats-io/jetstream";
 import { createNodeRuntime } from "../src/runtime/node.ts";
 import { createLogger } from "../src/shared/logger.ts";
+import { ensureEventsStream } from "../src/nats/setup.ts";
+import { natsNames } from "../src/nats/subjects.ts";
 import { NatsPublisher } from "../src/nats/publisher.ts";
 import { Outbox } from "../src/nats/outbox.ts";
 import type { Envelope } from "../src/shared/types.ts";
@@ -36,15 +38,17 @@ function makeEvents(n: number, host: string): Envelope[] {
   }));
 }
 
-export async function benchOutboxReplay(n = 10_000): Promise<ReplayResult> {
-  const nats = await startNatsServer();
+/** `on`: an existing server or cluster (streams made with `replicas`); else a single server of its own. */
+export async function benchOutboxReplay(n = 10_000, on?: { url: string; replicas: number }): Promise<ReplayResult> {
+  const nats = on ? { url: on.url, close: async () => {} } : await startNatsServer();
   const dir = await mkdtemp(join(tmpdir(), "rtr-bench-outbox-"));
   const runtime = createNodeRuntime();
   try {
     // Baseline: awaited one by one, to a stream of its own on the same server.
     const nc = await connect({ servers: nats.url });
     const jsm = await jetstreamManager(nc);
-    await jsm.streams.add({ name: "BASE", subjects: ["base.>"] });
+    await jsm.streams.add({ name: "BASE", subjects: ["base.>"], num_replicas: on?.replicas ?? 1 });
+    if (on) await ensureEventsStream(nc, natsNames("rtr"), createLogger({ level: "silent", write: () => {} }), on.replicas);
     const js = jetstream(nc);
     const base = makeEvents(n, "baseline");
     const b0 = performance.now();
@@ -57,7 +61,7 @@ export async function benchOutboxReplay(n = 10_000): Promise<ReplayResult> {
     for (let i = 0; i < n; i += 1000) await outbox.append(events.slice(i, i + 1000));
     const log = createLogger({ level: "silent", write: () => {} });
     const t0 = performance.now();
-    const publisher = new NatsPublisher({ runtime, config: { servers: [nats.url], prefix: "rtr", name: "bench-host" }, stateDir: dir, log, mode: "check" });
+    const publisher = new NatsPublisher({ runtime, config: { servers: [nats.url], prefix: "rtr", name: "bench-host", replicas: on?.replicas ?? 1 }, stateDir: dir, log, mode: "check" });
     await publisher.ready();
     await publisher.close();
     const replaySeconds = (performance.now() - t0) / 1000;

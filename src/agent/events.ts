@@ -5,7 +5,7 @@
 import type { Logger } from "../shared/logger.ts";
 import { redactValue } from "../shared/redact.ts";
 import type { Scope } from "../shared/scope.ts";
-import type { Envelope, EventType, Publisher, StateDocument } from "../shared/types.ts";
+import type { Envelope, EventType, PoolsStateDocument, Publisher, StateDocument } from "../shared/types.ts";
 
 export type { Publisher };
 import { VERSION } from "../shared/version.ts";
@@ -19,6 +19,9 @@ export class FanoutPublisher implements Publisher {
   }
   async putState(doc: StateDocument): Promise<void> {
     for (const p of this.publishers) await p.putState(doc);
+  }
+  async putPools(doc: PoolsStateDocument): Promise<void> {
+    for (const p of this.publishers) await p.putPools?.(doc);
   }
   async close(): Promise<void> {
     for (const p of this.publishers) await p.close();

@@ -132,6 +132,10 @@ export async function runPass(ctx: AgentContext, signal: AbortSignal, options: {
   for (const report of metrics.runners) {
     await ctx.events.publisher.putState(stateDocument(metrics, report, time)).catch((err) => ctx.log.warn(`could not publish state: ${errorMessage(err)}`));
   }
+  // Pools for the collector's host page and charts (issue 19), beside the runners' state.
+  if (metrics.pools?.length) {
+    await ctx.events.publisher.putPools?.({ v: 1, host: metrics.host, time: time.toISOString(), pools: metrics.pools }).catch((err) => ctx.log.warn(`could not publish pools: ${errorMessage(err)}`));
+  }
   if (ctx.alerts) {
     try {
       await ctx.alerts.evaluate(await agentConditions(ctx, metrics));

@@ -8,7 +8,7 @@ import { AgentTelemetry } from "../agent/telemetry.ts";
 import { createLogger } from "../shared/logger.ts";
 import type { MetricsDocument, RunnerReport } from "../shared/types.ts";
 import { agentHealth, createAgentApp } from "./agent-app.ts";
-import type { AgentHttpSource } from "./agent-metrics.ts";
+import { createAgentRegistry, type AgentHttpSource } from "./agent-metrics.ts";
 import { makeWorld, parseLogs, runInProcess, spawnAgent, waitFor, type SpawnedAgent } from "../../test/helpers/agent.ts";
 
 const NOW_S = 1_800_000_000;
@@ -263,6 +263,43 @@ test("agent http - after a good pass: 200 ok, /status is the metrics document, g
       assert.ok(!lines.some((l) => l.startsWith(prefix)), `no sample for ${prefix}`);
     }
   } finally {
+    f.close();
+  }
+});
+
+test("agent http - /metrics is served from a snapshot that always reads as a fresh render: identical before and after each change", async () => {
+  const f = fixture({ alerts: true });
+  // A second registry over the same source, rendered fresh every time: what /metrics said before caching.
+  const fresh = createAgentRegistry(f.source);
+  try {
+    const same = async (what: string) => {
+      const served = (await scrape(f.app)).text;
+      assert.equal(served, await fresh.registry.metrics(), what);
+      assert.equal((await scrape(f.app)).text, served, `${what}: a second scrape, unchanged`);
+      return served;
+    };
+    const before = await same("before the first pass");
+    const doc = metricsDoc([report("runner-1"), report("gpu runner ü", { scope: { repo: "acme/app" } })]);
+    f.telemetry.passFinished({ finishedAt: NOW - 5000, ok: true, error: null }, doc);
+    const afterPass = await same("after a pass");
+    assert.notEqual(afterPass, before);
+    f.telemetry.request("runner", "304");
+    assert.match(await same("after a 304"), /^rtr_github_requests_total\{counted="false"\} 1$/m);
+    f.telemetry.refreshDuration("org:acme", 0.5, true);
+    assert.match(await same("after a mint"), /^runner_token_refresh_duration_seconds_count\{outcome="success"\} 1$/m);
+    f.telemetry.registration("runner-1", "deleted_on_github", false);
+    await same("after a registration");
+    f.telemetry.rateLimit({ limit: 5000, remaining: 4000, reset: NOW_S + 60, used: 1000, resource: "core" });
+    assert.match(await same("after a rate-limit header"), /^runner_token_github_ratelimit_remaining 4000$/m);
+    f.telemetry.hygiene.repair("runner-1", "labels", true);
+    await same("after a hygiene repair");
+    f.pending = 4;
+    f.dropped = 2;
+    assert.match(await same("after the outbox changed"), /^runner_token_nats_outbox_pending 4$/m);
+    f.telemetry.passFinished({ finishedAt: NOW - 1000, ok: true, error: null }, metricsDoc([report("runner-1", { online: false, consecutive_failures: 3 })]));
+    assert.match(await same("after a second pass"), /^runner_online\{runner="runner-1"\} 0$/m);
+  } finally {
+    fresh.close();
     f.close();
   }
 });

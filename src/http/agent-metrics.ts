@@ -235,9 +235,9 @@ export function createAgentRegistry(source: AgentHttpSource): { registry: Regist
  * (the telemetry's version, hygiene's and the alert plugins' counts, the outbox counts), not per
  * scrape. The key is taken before the render, so a cached text is never older than its key.
  */
-export function createMetricsSnapshot(source: AgentHttpSource, registry: Registry): { body(): Promise<Uint8Array> } {
+export function createMetricsSnapshot(source: AgentHttpSource, registry: Registry): { body(): Promise<Uint8Array<ArrayBuffer>> } {
   const encoder = new TextEncoder();
-  let cached: { key: string; body: Uint8Array } | null = null;
+  let cached: { key: string; body: Uint8Array<ArrayBuffer> } | null = null;
   const stateKey = async (): Promise<string> => {
     const [pending, dropped] = await Promise.all([source.outboxPending().catch(() => null), source.outboxDropped().catch(() => 0)]);
     const hygiene = source.telemetry.hygiene;

@@ -9,7 +9,7 @@ import { jetstream, type JetStreamClient } from "@nats-io/jetstream";
 import type { KV } from "@nats-io/kv";
 import { errorMessage } from "../shared/errors.ts";
 import type { Logger } from "../shared/logger.ts";
-import type { Envelope, Publisher, StateDocument } from "../shared/types.ts";
+import type { Envelope, PoolsStateDocument, Publisher, StateDocument } from "../shared/types.ts";
 import type { NatsConfig } from "../config/types.ts";
 import type { Runtime } from "../runtime/types.ts";
 import { connectNats, describeNatsError, type ConnectMode } from "./connect.ts";
@@ -17,6 +17,7 @@ import { Outbox } from "./outbox.ts";
 import { ensureEventsStream, openBucket, NatsSetupError } from "./setup.ts";
 import { eventSubject, natsNames, stateKey, type NatsNames } from "./subjects.ts";
 import { stripUserinfo } from "../shared/url-credentials.ts";
+import { encodeToken } from "../shared/scope.ts";
 import { describePublishError, retryThroughElection } from "./retry.ts";
 
 const PUBLISH_TIMEOUT_MS = 5000;
@@ -44,7 +45,7 @@ export class NatsPublisher implements Publisher {
   private closed = false;
   private readonly connecting: Promise<void>;
   private lastError: string | null = null;
-  private readonly pendingStates = new Map<string, StateDocument>();
+  private readonly pendingStates = new Map<string, StateDocument | PoolsStateDocument>();
   /** Between a disconnect and the reconnect: no election retries, the outbox takes events at once. */
   private disconnected = false;
   /** Counts disconnects: a publish that spanned one is not retried (the outbox and the reconnect replay take it, as in an outage). */
@@ -193,6 +194,12 @@ export class NatsPublisher implements Publisher {
     // The state is a heartbeat: only the latest per runner matters, so it waits in memory (not
     // the outbox) until NATS answers, and a failed put is simply retried with the next one.
     this.pendingStates.set(stateKey(doc.host, doc.name), doc);
+    return this.enqueue(() => this.flushStates());
+  }
+
+  /** The host's pools under `<host>.=` (the host-level token of SPEC 8), latest only like state. */
+  putPools(doc: PoolsStateDocument): Promise<void> {
+    this.pendingStates.set(`${encodeToken(doc.host)}.=`, doc);
     return this.enqueue(() => this.flushStates());
   }
 

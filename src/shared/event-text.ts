@@ -92,7 +92,8 @@ export function eventSentence(e: Envelope): string | null {
   if (!render) return null;
   const data = e.data && typeof e.data === "object" ? (e.data as Data) : {};
   try {
-    return render(e, data);
+    // An error text that ends its own sentence gets no second full stop.
+    return render(e, data).replace(/([.!?])\.$/, "$1");
   } catch {
     return null;
   }

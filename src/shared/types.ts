@@ -98,10 +98,20 @@ export interface StateDocument extends RunnerReport {
   interval: number;
 }
 
+/** A host's pools (SPEC 14), put under RTR_STATE key `<encoded host>.=` beside its runners' state. */
+export interface PoolsStateDocument {
+  v: 1;
+  host: string;
+  time: string;
+  pools: PoolReport[];
+}
+
 /** Where events and state documents go: the log, NATS (with its outbox), or both. */
 export interface Publisher {
   publishEvent(event: Envelope): Promise<void>;
   putState(doc: StateDocument): Promise<void>;
+  /** The host's pools, for the collector's host page and charts (publishers without KV skip it). */
+  putPools?(doc: PoolsStateDocument): Promise<void>;
   close(): Promise<void>;
   /** Events waiting to be delivered (the NATS outbox depth); 0 when there is no queue. */
   pending?(): Promise<number>;

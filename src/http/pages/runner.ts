@@ -37,6 +37,16 @@ function registrations(list: Registration[], nowMs: number): string {
   return table(["when", "runner id", "why"], rows, "No registration seen in the events this collector read.");
 }
 
+/** The runner's own events, and its host's events for its scope (tokens are per scope, SPEC 8). */
+function concerns(e: Envelope, r: FleetRunner): boolean {
+  if (e.runner !== null) return e.runner === r.runner;
+  try {
+    return !e.scope || scopeKey(e.scope) === scopeKey(r.state.scope);
+  } catch {
+    return false;
+  }
+}
+
 export function renderRunnerLive(view: CollectorView, host: string, runner: string, events: Envelope[], nowMs: number): string | null {
   const r = view.runner(host, runner);
   if (!r) return null;
@@ -50,5 +60,5 @@ ${alertsSection(firing, history?.alertTransitions(host, runner) ?? [], nowMs)}
 <h2>Registration history</h2>
 ${registrations(history?.registrationsOf(host, runner) ?? [], nowMs)}
 <h2>Events</h2>
-${eventsTable(events.filter((e) => e.runner === runner), nowMs, "No events for this runner in the stream's recent tail.")}`;
+${eventsTable(events.filter((e) => concerns(e, r)), nowMs, "No events for this runner in the stream's recent tail.")}`;
 }
