@@ -6,8 +6,9 @@
 // - CPU per pass: daemons at a short interval (1 s with 1 runner, 3 s with 20, so that the machine
 //   stays far from saturated), CPU over the window / passes in it;
 // - idle CPU: the default-interval daemons over the window (one regular pass falls in it).
-// Runners are registered and healthy; each pass spawns one service status command per runner, as
-// `systemctl is-active` would. A profiled copy of the 1-runner daemon (the bundle with a source map,
+// Runners are registered and healthy, each with a systemd unit (`service: systemd`) answered by a
+// stand-in systemctl (bench/helpers/agents.ts) on the daemons' PATH, as the agent asks systemd on a
+// real host (one `systemctl show` per pass for all units). A profiled copy of the 1-runner daemon (the bundle with a source map,
 // --cpu-prof) runs in the same window and tells where a pass's main-thread time goes; another copy
 // runs under `strace -c` (when installed) and counts its system calls per pass.
 import { mkdtemp, readdir, rm } from "node:fs/promises";
@@ -80,8 +81,8 @@ export async function benchAgentFootprint(builds: Builds, options: { windowSecon
   const watched = new Map<string, Watched>();
   const get = (rt: RuntimeName, name: string) => watched.get(`${rt}/${name}`)!;
   try {
-    const env = { GITHUB_TOKEN: github.pat, NATS_URL: nats.url };
-    const daemon = async (rt: RuntimeName, name: string, runners: number, interval: number, service: "command" | "none" = "command"): Promise<void> => {
+    const env = { GITHUB_TOKEN: github.pat, NATS_URL: nats.url, PATH: `${hosts.binDir}:${process.env.PATH ?? ""}` };
+    const daemon = async (rt: RuntimeName, name: string, runners: number, interval: number, service: "systemd" | "none" = "systemd"): Promise<void> => {
       const host: BenchHost = await hosts.host(`${rt}-${name}`, { github, natsUrl: nats.url, runners, refresh: interval === 60 ? undefined : { interval }, service });
       const argv = agentArgv(rt, builds);
       watched.set(`${rt}/${name}`, { child: spawnChild([...argv, "daemon", "--config", host.configPath], { env, cwd: REPO_ROOT }), peakRss: 0, passes0: 0, passes1: 0, series: [] });
@@ -97,7 +98,7 @@ export async function benchAgentFootprint(builds: Builds, options: { windowSecon
     }
     const profiledStart = performance.now();
     {
-      const host = await hosts.host("profiled", { github, natsUrl: nats.url, runners: 1, refresh: { interval: 1 } });
+      const host = await hosts.host("profiled", { github, natsUrl: nats.url, runners: 1, refresh: { interval: 1 }, service: "systemd" });
       const argv = [process.execPath, "--cpu-prof", "--cpu-prof-dir", profDir, "--cpu-prof-interval", "1000", builds.agentMapped, "daemon", "--config", host.configPath];
       watched.set("profiled", { child: spawnChild(argv, { env, cwd: REPO_ROOT }), peakRss: 0, passes0: 0, passes1: 0, series: [] });
     }

@@ -107,8 +107,11 @@ export async function benchGitHubCalls(options: { hosts?: number; factor?: numbe
       const token = 1 / simHours(meanInterval(calls.filter((c) => classifyRoute(c.method, c.path) === "token"), (c) => c.path));
       const statusCalls = calls.filter((c) => classifyRoute(c.method, c.path) === "status");
       const status = 1 / simHours(meanInterval(statusCalls, (c) => c.path));
-      // A 304 to a conditional request does not count against GitHub's primary rate limit.
-      const counted = token + (statusCalls.length ? status * (statusCalls.filter((c) => c.status !== 304).length / statusCalls.length) : 0);
+      // A 304 to a conditional request does not count against GitHub's primary rate limit. Steady
+      // state, like the rates: each host's first status call (at start, with no ETag yet) is left out.
+      const seen = new Set<string>();
+      const later = statusCalls.filter((c) => seen.has(c.path) || !seen.add(c.path));
+      const counted = token + (later.length ? status * (later.filter((c) => c.status !== 304).length / later.length) : 0);
       return {
         hosts: n,
         simulatedHours: (ran * factor) / HOUR,

@@ -32,7 +32,7 @@ function expressions(value: unknown, out: string[] = []): string[] {
   return out;
 }
 
-const PROMQL_WORDS = new Set(["sum", "max", "min", "count", "by", "without", "rate", "increase", "time", "vector", "sort", "histogram_quantile", "or", "and", "unless", "on", "le"]);
+const PROMQL_WORDS = new Set(["sum", "max", "min", "count", "by", "without", "rate", "increase", "time", "vector", "sort", "histogram_quantile", "label_values", "query_result", "or", "and", "unless", "on", "le"]);
 
 test("grafana dashboard - every PromQL expression names only metrics the agent or collector exports", async () => {
   const exported = await exportedMetrics();
@@ -41,7 +41,8 @@ test("grafana dashboard - every PromQL expression names only metrics the agent o
   const exprs = expressions([dashboard.panels, dashboard.templating]);
   for (const e of exprs) {
     // Identifiers outside label matchers and strings, that are not PromQL's own words or labels after by/on.
-    const bare = e.replace(/\{[^}]*\}/g, "").replace(/"[^"]*"/g, "").replace(/\b(by|without|on)\s*\([^)]*\)/g, "").replace(/\[[^\]]*\]/g, "");
+    // label_values(metric, label): the second argument is a label, not a metric.
+    const bare = e.replace(/label_values\(([^,()]+),\s*\w+\)/g, "$1").replace(/\{[^}]*\}/g, "").replace(/"[^"]*"/g, "").replace(/\b(by|without|on)\s*\([^)]*\)/g, "").replace(/\[[^\]]*\]/g, "");
     const names = (bare.match(/\b[a-zA-Z_][a-zA-Z0-9_]*\b/g) ?? []).filter((n) => !PROMQL_WORDS.has(n));
     assert.ok(names.length > 0, `no metric in ${e}`);
     for (const n of names) {

@@ -28,8 +28,12 @@ export interface HostOptions {
   logLevel?: string;
   /** Serve /metrics on this HOST:PORT (default 127.0.0.1:0, any free port). */
   listen?: string;
-  /** "command" (default): a status command per runner per pass, like systemd; "none": no service. */
-  service?: "command" | "none";
+  /**
+   * "command" (default): a status command per runner per pass (`/bin/true`); "systemd": a `.service`
+   * unit per runner and `service: systemd`, answered by the stand-in systemctl in `binDir` (put it
+   * first on the daemon's PATH); "none": no service.
+   */
+  service?: "command" | "none" | "systemd";
 }
 
 /**
@@ -38,6 +42,18 @@ export interface HostOptions {
  */
 const SERVICE = '{ status: ["/bin/true"], start: ["/bin/true"], stop: ["/bin/true"] }';
 
+/**
+ * A stand-in `systemctl` (no systemd on the bench machine): every unit is active; `show` prints one
+ * Id/ActiveState block per unit, as systemctl does.
+ */
+const SYSTEMCTL = `#!/bin/sh
+case "$1" in
+  show) shift; shift; sep=""; for u in "$@"; do printf '%sId=%s\nActiveState=active\n' "$sep" "$u"; sep="
+"; done ;;
+  is-active) echo active ;;
+esac
+`;
+
 export class HostFactory {
   private readonly made: FakeRunnerDir[] = [];
   private root = "";
@@ -45,7 +61,14 @@ export class HostFactory {
 
   async init(): Promise<this> {
     this.root = await mkdtemp(join(tmpdir(), "rtr-bench-hosts-"));
+    await mkdir(this.binDir, { recursive: true });
+    await writeFile(join(this.binDir, "systemctl"), SYSTEMCTL, { mode: 0o755 });
     return this;
+  }
+
+  /** Holds the stand-in systemctl for `service: "systemd"` hosts. */
+  get binDir(): string {
+    return join(this.root, "bin");
   }
 
   async host(name: string, o: HostOptions): Promise<BenchHost> {
@@ -54,9 +77,9 @@ export class HostFactory {
     await mkdir(base, { recursive: true });
     const runners: BenchHost["runners"] = [];
     for (let i = 1; i <= o.runners; i++) {
-      const dir = await makeRunnerDir({ github: o.github });
-      this.made.push(dir);
       const runnerName = `${name}-r${i}`;
+      const dir = await makeRunnerDir({ github: o.github, ...(o.service === "systemd" ? { serviceFile: true, serviceUnit: `actions.runner.${org}.${runnerName}.service` } : {}) });
+      this.made.push(dir);
       const gh = o.github.addRunner({ name: runnerName, scope: `org:${org}`, status: "online" });
       dir.writeRunnerFiles({ agentId: gh.id, name: runnerName, url: `https://github.com/${org}` });
       runners.push({ name: runnerName, dir: dir.dir, id: gh.id });
@@ -75,7 +98,7 @@ export class HostFactory {
       `log: { level: ${o.logLevel ?? "info"} }`,
       o.extra ?? "",
       "runners:",
-      ...runners.map((r) => `  - { dir: ${r.dir}, scope: { org: ${org} }, name: ${r.name}, service: ${o.service === "none" ? "none" : SERVICE} }`),
+      ...runners.map((r) => `  - { dir: ${r.dir}, scope: { org: ${org} }, name: ${r.name}, service: ${o.service === "none" ? "none" : o.service === "systemd" ? "systemd" : SERVICE} }`),
       "",
     ].filter((l) => l !== "");
     const configPath = join(base, "config.yaml");

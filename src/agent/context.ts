@@ -11,6 +11,7 @@ import type { AlertHost } from "../alerts/host.ts";
 import type { FleetAgentClient } from "../fleet/agent-client.ts";
 import type { Privsep } from "../privsep/index.ts";
 import type { PoolManager } from "../pool/index.ts";
+import type { ServiceState } from "../runner/service.ts";
 
 export interface AgentContext {
   runtime: Runtime;
@@ -41,6 +42,8 @@ export interface PassState {
   /** Scopes where a scope-level GitHub call (mint or list) succeeded in this pass (SPEC 5 404 rule). */
   scopeConfirmed: Set<string>;
   tokenResults: Map<string, ScopeTokenResult>;
+  /** Systemd runner units' states, asked once for the whole pass (service-batch.ts). */
+  serviceStates?: { at: number; states: Map<string, ServiceState> };
 }
 
 export interface ScopeTokenResult {

@@ -70,7 +70,8 @@ export async function writeMetricsFile(ctx: AgentContext, doc: MetricsDocument):
   if (ctx.config.dryRun) return;
   const path = ctx.config.state.metricsFile;
   await ctx.runtime.files.mkdir(path.replace(/\/[^/]*$/, "") || "/", 0o755);
-  await ctx.runtime.files.writeAtomic(path, `${JSON.stringify(doc, null, 2)}\n`, 0o644);
+  // Rewritten every pass: the rename need not be durable (a crash keeps the previous, whole file).
+  await ctx.runtime.files.writeAtomic(path, `${JSON.stringify(doc, null, 2)}\n`, 0o644, { syncDir: false });
 }
 
 export function stateDocument(doc: MetricsDocument, report: RunnerReport, time: Date): StateDocument {

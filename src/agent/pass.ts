@@ -8,6 +8,7 @@ import type { AgentContext, PassState } from "./context.ts";
 import { refreshScopes } from "./token-step.ts";
 import { agentConditions } from "./alert-rules.ts";
 import { checkRunner } from "./runner-step.ts";
+import { prefetchServiceStates } from "./service-batch.ts";
 import { buildMetricsDocument, stateDocument, writeMetricsFile } from "./metrics-file.ts";
 import type { MetricsDocument } from "../shared/types.ts";
 
@@ -55,6 +56,7 @@ export async function runPass(ctx: AgentContext, signal: AbortSignal, options: {
   const problems: string[] = [];
   try {
     await refreshScopes(ctx, pass, options.leadSeconds ?? 0);
+    await prefetchServiceStates(ctx, pass);
     for (const runner of ctx.config.runners) {
       if (signal.aborted) break;
       const lockTimeout = ctx.config.refresh.lockTimeout * 1000;

@@ -15,6 +15,7 @@ import { createServiceControl, isRunnerUnitName, type ServiceControl } from "../
 import { RunAsError } from "../privsep/index.ts";
 import type { RunnerApiState } from "../github/client.ts";
 import { register } from "./register.ts";
+import { prefetchedServiceState } from "./service-batch.ts";
 import { markerFresh } from "../fleet/agent-client.ts";
 import { runHygiene } from "../hygiene/index.ts";
 import type { AgentContext, PassState } from "./context.ts";
@@ -183,7 +184,7 @@ export async function checkRunner(ctx: AgentContext, pass: PassState, runner: Ru
     return false;
   }
   if (!runAs) throw new Error(`runner dir ${runner.dir} disappeared during the pass`);
-  const service = createServiceControl(ctx.runtime, runner.service, runner.dir, local.serviceUnit, runAs);
+  const service = createServiceControl(ctx.runtime, runner.service, runner.dir, local.serviceUnit, runAs, prefetchedServiceState(ctx, pass, local.serviceUnit));
   if (service.kind === "systemd" && local.serviceUnit && !isRunnerUnitName(local.serviceUnit)) {
     memory.status = "failing";
     memory.lastError = `${runner.dir}/.service names "${local.serviceUnit.slice(0, 80)}", not an actions.runner.*.service unit: the agent will not start or stop it; reinstall the runner's service (svc.sh install) or set runners[].service`;

@@ -97,19 +97,37 @@ export class StateStore {
     return join(this.dir, "aside", encodeToken(runnerDir));
   }
 
+  /** The text each file had when this process last read or wrote it: an unchanged memory is not rewritten. */
+  private readonly texts = new Map<string, string>();
+
   private async readJson<T>(path: string, empty: () => T): Promise<T> {
+    let text: string;
     try {
-      return { ...empty(), ...(JSON.parse(await this.runtime.files.readText(path)) as Partial<T>) };
+      text = await this.runtime.files.readText(path);
     } catch {
+      this.texts.delete(path);
       // Missing or unreadable memory is not fatal: the agent re-learns it from files and GitHub.
+      return empty();
+    }
+    this.texts.set(path, text);
+    try {
+      return { ...empty(), ...(JSON.parse(text) as Partial<T>) };
+    } catch {
       return empty();
     }
   }
 
+  /**
+   * Atomic (and fsync'd); skipped when the text is what this process just read or wrote there
+   * (every load precedes its save under the same lock, so another process's change is seen).
+   */
   private async writeJson(path: string, value: unknown): Promise<void> {
     if (this.readOnly) return;
+    const text = `${JSON.stringify(value, null, 2)}\n`;
+    if (this.texts.get(path) === text) return;
     await this.runtime.files.mkdir(join(path, ".."), 0o750);
-    await this.runtime.files.writeAtomic(path, `${JSON.stringify(value, null, 2)}\n`, 0o640);
+    await this.runtime.files.writeAtomic(path, text, 0o640);
+    this.texts.set(path, text);
   }
 
   loadRunner(runnerDir: string): Promise<RunnerMemory> {

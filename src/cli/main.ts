@@ -111,7 +111,7 @@ async function run(runtime: Runtime, args: ParsedArgs, options: MainOptions): Pr
   }
   if (args.command === "status") {
     const doc = await readMetricsFile(runtime, config.state.metricsFile);
-    runtime.writeStdout(args.flags.json ? `${JSON.stringify(doc, null, 2)}\n` : renderStatusTable(doc, Math.floor(Date.now() / 1000)));
+    runtime.writeStdout(args.flags.json ? `${JSON.stringify(doc, null, 2)}\n` : renderStatusTable(doc, Math.floor(Date.now() / 1000), { colour: (runtime.stdoutIsTerminal?.() ?? false) && runtime.env.NO_COLOR === undefined }));
     return ExitCode.ok;
   }
   if (args.command === "hold" || args.command === "release") return holdOrRelease(runtime, config, args);

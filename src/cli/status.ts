@@ -4,6 +4,7 @@ import { formatDuration } from "../shared/duration.ts";
 import type { MetricsDocument } from "../shared/types.ts";
 import { scopeKey } from "../shared/scope.ts";
 import { RtrError, ExitCode } from "../shared/errors.ts";
+import { ansiStatus } from "../shared/status-look.ts";
 
 export async function readMetricsFile(runtime: Runtime, path: string): Promise<MetricsDocument> {
   let text: string;
@@ -23,7 +24,11 @@ function yesNo(v: boolean | null): string {
   return v === null ? "?" : v ? "yes" : "no";
 }
 
-export function renderStatusTable(doc: MetricsDocument, nowSeconds: number): string {
+/**
+ * `colour` paints the STATUS column in the dashboard's status colours (src/shared/status-look.ts),
+ * after padding, so the escape codes never shift a column.
+ */
+export function renderStatusTable(doc: MetricsDocument, nowSeconds: number, options: { colour?: boolean } = {}): string {
   const header = ["RUNNER", "SCOPE", "STATUS", "REGISTERED", "SERVICE", "ONLINE", "BUSY", "TOKEN LEFT", "FAILURES", "LAST ERROR"];
   const rows = doc.runners.map((r) => [
     r.name,
@@ -38,9 +43,9 @@ export function renderStatusTable(doc: MetricsDocument, nowSeconds: number): str
     (r.last_error ?? "").slice(0, 80),
   ]);
   const widths = header.map((h, i) => Math.max(h.length, ...rows.map((row) => row[i].length)));
-  const line = (cells: string[]) => cells.map((c, i) => c.padEnd(widths[i])).join("  ").trimEnd();
+  const line = (cells: string[], paint = false) => cells.map((c, i) => (paint && i === 2 && options.colour ? ansiStatus(c, c.padEnd(widths[i])) : c.padEnd(widths[i]))).join("  ").trimEnd();
   const age = nowSeconds - doc.last_check_timestamp;
-  const out = [`host ${doc.host}, last check ${formatDuration(age)} ago`, line(header), ...rows.map(line)];
+  const out = [`host ${doc.host}, last check ${formatDuration(age)} ago`, line(header), ...rows.map((r) => line(r, true))];
   if (doc.pools?.length) out.push("", ...renderPools(doc.pools, nowSeconds));
   return out.join("\n") + "\n";
 }

@@ -15,7 +15,11 @@ export async function feedHistory(nc: NatsConnection, names: NatsNames, history:
   const since = new Date(Date.now() - WINDOWS["7d"].bucketMs * WINDOWS["7d"].buckets).toISOString();
   const consumer = await jetstream(nc).consumers.get(
     names.eventsStream,
-    history.lastSeq > 0 ? { deliver_policy: DeliverPolicy.StartSequence, opt_start_seq: history.lastSeq + 1 } : { deliver_policy: DeliverPolicy.StartTime, opt_start_time: since },
+    {
+      // Named after the durable, so an operator listing consumers sees whose it is.
+      name_prefix: `${names.durable}-history`,
+      ...(history.lastSeq > 0 ? { deliver_policy: DeliverPolicy.StartSequence, opt_start_seq: history.lastSeq + 1 } : { deliver_policy: DeliverPolicy.StartTime, opt_start_time: since }),
+    },
   );
   const messages = await consumer.consume({ max_messages: 1000 });
   signal.addEventListener("abort", () => void messages.close(), { once: true });

@@ -32,6 +32,9 @@ test("history - registrations: first ones and re-registrations apart, each runne
   assert.deepEqual([total("registered"), total("reregistered"), total("pool_jobs")], [1, 1, 1]);
   assert.deepEqual(h.registrationsOf("h1", "r1").map((r) => [r.agentId, r.reason]), [[1, "not_configured"], [2, "deleted_on_github"]]);
   assert.deepEqual(h.registrationsOf("h1", "other"), []);
+  assert.deepEqual(h.recentEvents(2).map((e) => e.type), ["pool.runner_exited", "pool.runner_exited"], "the stream's newest events, newest last");
+  for (let i = 0; i < 1500; i++) h.record(ev("token.refreshed", 1, {}, null));
+  assert.equal(h.recentEvents(5000).length, 1000, "bounded");
 });
 
 test("history - sampled values keep the bucket's peak; alert transitions are bounded and filterable", () => {

@@ -22,6 +22,8 @@ const FIRST_REGISTRATION = new Set(["new", "not_configured"]);
 const REGISTRATIONS_PER_RUNNER = 20;
 const RUNNERS_REMEMBERED = 50_000;
 const TRANSITIONS = 2000;
+/** The stream's newest events, for pages: every collector sees all of them (not its share). */
+const RECENT_EVENTS = 1000;
 
 export interface Registration {
   time: string;
@@ -94,6 +96,7 @@ export class History {
   private readonly rollups = new Map<Window, Rollup>(WINDOW_NAMES.map((w) => [w, new Rollup(WINDOWS[w].bucketMs, WINDOWS[w].buckets)]));
   private readonly registrations = new Map<string, Registration[]>();
   private readonly transitions: AlertTransition[] = [];
+  private readonly recent: Envelope[] = [];
   /** The last stream sequence fed in, so a restarted feed resumes after it and counts nothing twice. */
   lastSeq = 0;
 
@@ -109,6 +112,13 @@ export class History {
     const nowMs = this.now();
     if (series) for (const r of this.rollups.values()) r.add(series, at, nowMs);
     if (e.type === "runner.registered" && e.runner !== null) this.remember(e, data);
+    this.recent.push(e);
+    if (this.recent.length > RECENT_EVENTS) this.recent.shift();
+  }
+
+  /** The newest events read from the stream (at most RECENT_EVENTS), newest last. */
+  recentEvents(limit: number): Envelope[] {
+    return this.recent.slice(-limit);
   }
 
   private seriesOf(e: Envelope, data: Record<string, unknown>): Series | null {

@@ -26,8 +26,8 @@ import { createCollectorApp } from "../http/collector-app.ts";
 import { VERSION } from "../shared/version.ts";
 import { createSimGitHub } from "./sim-github.ts";
 import { eventSentence } from "../shared/event-text.ts";
-import { createSandboxRunner } from "./sandbox.ts";
-import { createPoolTemplate, demoPoolUser } from "./pool.ts";
+import { createPoolTemplate, createSandboxRunner } from "./sandbox.ts";
+import { demoPoolUser } from "./pool.ts";
 import { startNats, type DemoNats } from "./nats.ts";
 
 /** When things happen, in seconds from the start (tests run a faster timeline). */

@@ -49,3 +49,38 @@ export async function createSandboxRunner(runtime: Runtime, dir: string, githubU
     await runtime.files.writeAtomic(join(dir, script), `#!/bin/sh\n# Demo stand-in for the actions runner's ${script}.\ncd "$(dirname "$0")"\nDEMO_GITHUB="${githubUrl}" exec ${interpreter} "./${js}" "$@"\n`, 0o755);
   }
 }
+
+/** The demo pool's template: run.sh plays a runner started with a JIT config (SPEC 14). */
+const POOL_RUN_JS = `
+import { spawnSync } from "node:child_process";
+import { mkdirSync, rmSync, writeFileSync } from "node:fs";
+const files = JSON.parse(Buffer.from(process.env.ACTIONS_RUNNER_INPUT_JITCONFIG ?? "", "base64").toString("utf8") || "{}");
+for (const [name, content] of Object.entries(files)) writeFileSync(name, Buffer.from(content, "base64"));
+const runner = JSON.parse(Buffer.from(files[".runner"], "base64").toString("utf8"));
+const call = (path, method = "GET") => fetch(runner.serverUrl + path, { method }).then((r) => r.json());
+process.on("SIGTERM", () => process.exit(0));
+await call("/_sim/jit/" + runner.agentId + "/online", "POST");
+console.log("Listening for Jobs");
+for (;;) {
+  const s = await call("/_sim/jit/" + runner.agentId).catch(() => ({ exists: true }));
+  if (!s.exists) { console.log("The runner no longer exists on the server."); process.exit(0); }
+  if (s.job) {
+    mkdirSync("_diag", { recursive: true });
+    writeFileSync("_diag/Worker_" + Date.now() + ".log", "");
+    console.log("Running job: demo-build");
+    spawnSync(process.execPath, ["bin/Runner.Worker", String(s.job.seconds)]);
+    console.log("Job demo-build completed with result: Succeeded");
+    for (const f of Object.keys(files)) rmSync(f, { force: true });
+    await call("/_sim/jit/" + runner.agentId + "/done", "POST");
+    process.exit(0);
+  }
+  await new Promise((r) => setTimeout(r, 250));
+}
+`;
+
+export async function createPoolTemplate(runtime: Runtime, dir: string): Promise<void> {
+  await runtime.files.mkdir(join(dir, "bin"), 0o755);
+  await runtime.files.writeAtomic(join(dir, "bin", "run.mjs"), POOL_RUN_JS, 0o644);
+  await runtime.files.writeAtomic(join(dir, "bin", "Runner.Worker"), "setTimeout(() => {}, Number(process.argv[2] ?? 1) * 1000);\n", 0o755);
+  await runtime.files.writeAtomic(join(dir, "run.sh"), `#!/bin/sh\n# Demo stand-in for the runner's run.sh (JIT).\ncd "$(dirname "$0")"\nexec "${runtime.execPath}" bin/run.mjs\n`, 0o755);
+}

@@ -104,3 +104,34 @@ test("dashboard - rendering 10,000 runners stays bounded by the page size", () =
   assert.equal((html.match(/<tr class="runner">/g) ?? []).length, 200);
   assert.match(html, /<b>10000<\/b><span>runners<\/span>/);
 });
+
+test("live pages - the SSE feed pushes the page's live part and refuses pages elsewhere", async () => {
+  const a = app();
+  const bad = await a.request(`/live?page=${encodeURIComponent("//evil.example.com/")}`);
+  assert.equal(bad.status, 400);
+  const stop = new AbortController();
+  const res = await a.request(`/live?page=${encodeURIComponent("/?status=failing")}`, { signal: stop.signal });
+  assert.match(res.headers.get("content-type") ?? "", /text\/event-stream/);
+  const reader = res.body!.getReader();
+  const { value } = await reader.read();
+  const chunk = new TextDecoder().decode(value);
+  stop.abort();
+  await reader.cancel().catch(() => {});
+  assert.match(chunk, /^event: update$/m);
+  const html = (JSON.parse(/^data: (.*)$/m.exec(chunk)![1]) as { html: string }).html;
+  assert.match(html, /shown of \d+ matching/);
+  assert.doesNotMatch(html, /<html/, "only the live part, not a whole page");
+});
+
+test("runners api - hosts and history answer from memory; a bad window is a 400 naming it", async () => {
+  const host = (await (await app().request("/api/v1/hosts/ci-0001.example.com")).json()) as { runners: unknown[]; pools: unknown[] };
+  assert.equal(host.runners.length, 10);
+  assert.deepEqual(host.pools, []);
+  assert.equal((await app().request("/api/v1/hosts/nope")).status, 404);
+  const bad = await app().request("/api/v1/history?window=2h");
+  assert.equal(bad.status, 400);
+  assert.equal(((await bad.json()) as { parameter: string }).parameter, "window");
+  const page = await app().request("/runners/ci-0001.example.com/runner-00010");
+  assert.equal(page.status, 200);
+  assert.equal((await app().request("/runners/ci-0001.example.com/nope")).status, 404);
+});

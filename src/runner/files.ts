@@ -3,7 +3,7 @@
  * `_migrated` variants take precedence when present, as they do for the runner itself.
  */
 import { join } from "node:path";
-import type { Runtime } from "../runtime/types.ts";
+import type { FileStat, Runtime } from "../runtime/types.ts";
 
 export const REGISTRATION_FILES = [".runner", ".runner_migrated", ".credentials", ".credentials_migrated", ".credentials_rsaparams"] as const;
 export const HOLD_FILE = ".rtr-hold";
@@ -74,28 +74,71 @@ export function parseRunnerFile(text: string, fileName: string): { runner: Runne
 
 const ABSENT: Omit<LocalRunnerState, "dirExists" | "refused"> = { configured: false, runner: null, runnerProblem: null, hasCredentials: false, serviceUnit: null, held: false, runnerFileMtime: null };
 
+/** The lstat of each file the agent reads or moves (null: absent), and a symbolic link among them, described. */
+async function inspect(runtime: Runtime, dir: string): Promise<{ refused: string | null; stats: Map<string, FileStat | null> }> {
+  const stats = new Map<string, FileStat | null>();
+  if ((await runtime.files.lstat(dir))?.isSymbolicLink) return { refused: `runner dir ${dir} is a symbolic link: set runners[].dir to the real path`, stats };
+  const all = await Promise.all(READ_FILES.map((name) => runtime.files.lstat(join(dir, name))));
+  READ_FILES.forEach((name, i) => stats.set(name, all[i]));
+  const link = READ_FILES.find((name) => stats.get(name)?.isSymbolicLink);
+  const refused = link ? `${join(dir, link)} is a symbolic link: the agent never follows links in a runner dir; remove it (and find out who made it)` : null;
+  return { refused, stats };
+}
+
 /** A symbolic link among the dir and the files the agent reads or moves, described; else null. */
 export async function findSymlink(runtime: Runtime, dir: string): Promise<string | null> {
-  if ((await runtime.files.lstat(dir))?.isSymbolicLink) return `runner dir ${dir} is a symbolic link: set runners[].dir to the real path`;
-  for (const name of READ_FILES) {
-    if ((await runtime.files.lstat(join(dir, name)))?.isSymbolicLink) return `${join(dir, name)} is a symbolic link: the agent never follows links in a runner dir; remove it (and find out who made it)`;
+  return (await inspect(runtime, dir)).refused;
+}
+
+/**
+ * Texts of the runner's small files as last read, by path, valid while size and mtime are those
+ * of the lstat taken before the read: a pass re-reads only what changed since the last one.
+ */
+const texts = new Map<string, { size: number; mtimeMs: number; text: string }>();
+const MAX_CACHED_TEXTS = 4096;
+
+async function readUnlessUnchanged(runtime: Runtime, path: string, stat: FileStat | null | undefined): Promise<string | null> {
+  if (!stat) {
+    texts.delete(path);
+    return null;
   }
-  return null;
+  const known = texts.get(path);
+  if (known && known.size === stat.size && known.mtimeMs === stat.mtimeMs) return known.text;
+  const text = await readOptional(runtime, path);
+  texts.delete(path);
+  if (text !== null) {
+    if (texts.size >= MAX_CACHED_TEXTS) texts.delete(texts.keys().next().value!);
+    texts.set(path, { size: stat.size, mtimeMs: stat.mtimeMs, text });
+  }
+  return text;
+}
+
+/**
+ * Only the systemd unit named in `.service` (for one `systemctl show` per pass), null when there
+ * is none; never through a symbolic link.
+ */
+export async function readServiceUnit(runtime: Runtime, dir: string): Promise<string | null> {
+  if ((await runtime.files.lstat(dir))?.isSymbolicLink) return null;
+  const stat = await runtime.files.lstat(join(dir, ".service"));
+  if (!stat?.isFile) return null;
+  const text = await readUnlessUnchanged(runtime, join(dir, ".service"), stat);
+  return text ? stripBom(text).trim() || null : null;
 }
 
 export async function readLocalState(runtime: Runtime, dir: string): Promise<LocalRunnerState> {
   const stat = await runtime.files.stat(dir);
   if (!stat?.isDirectory) return { dirExists: false, refused: null, ...ABSENT };
-  const refused = await findSymlink(runtime, dir);
+  const { refused, stats } = await inspect(runtime, dir);
   if (refused) return { dirExists: true, refused, ...ABSENT };
-  const migrated = await readOptional(runtime, join(dir, ".runner_migrated"));
-  const plain = migrated === null ? await readOptional(runtime, join(dir, ".runner")) : null;
+  // No file here is a link (inspect refused those): each lstat is the file's own stat.
+  const migrated = await readUnlessUnchanged(runtime, join(dir, ".runner_migrated"), stats.get(".runner_migrated"));
+  const plain = migrated === null ? await readUnlessUnchanged(runtime, join(dir, ".runner"), stats.get(".runner")) : null;
   const runnerText = migrated ?? plain;
   const runnerName = migrated !== null ? ".runner_migrated" : ".runner";
   const parsed = runnerText === null ? { runner: null, problem: null } : parseRunnerFile(runnerText, runnerName);
-  const creds = (await runtime.files.stat(join(dir, ".credentials_migrated"))) ?? (await runtime.files.stat(join(dir, ".credentials")));
-  const service = await readOptional(runtime, join(dir, ".service"));
-  const runnerStat = runnerText === null ? null : await runtime.files.stat(join(dir, runnerName));
+  const creds = stats.get(".credentials_migrated") ?? stats.get(".credentials");
+  const service = await readUnlessUnchanged(runtime, join(dir, ".service"), stats.get(".service"));
+  const runnerStat = runnerText === null ? null : stats.get(runnerName);
   return {
     dirExists: true,
     refused: null,
@@ -104,7 +147,7 @@ export async function readLocalState(runtime: Runtime, dir: string): Promise<Loc
     runnerProblem: parsed.problem,
     hasCredentials: Boolean(creds),
     serviceUnit: service ? stripBom(service).trim() || null : null,
-    held: Boolean(await runtime.files.stat(join(dir, HOLD_FILE))),
+    held: Boolean(stats.get(HOLD_FILE)),
     runnerFileMtime: runnerStat ? Math.floor(runnerStat.mtimeMs / 1000) : null,
   };
 }

@@ -36,12 +36,46 @@ export function isRunnerUnitName(unit: string): boolean {
   return RUNNER_UNIT_RE.test(unit) && unit.length <= 255;
 }
 
+/** What `systemctl is-active` prints, or a unit's ActiveState, as the agent acts on it. */
+function activeState(state: string): ServiceState {
+  if (state === "active" || state === "activating" || state === "reloading") return "active";
+  if (state === "inactive" || state === "failed" || state === "deactivating") return "inactive";
+  // Anything else (no bus, no unit) is not a reason to act.
+  return "unknown";
+}
+
+/**
+ * The states of many runner units from one `systemctl show --property=Id,ActiveState u1 u2 …`
+ * (one process per pass instead of one `is-active` per runner). Only actions runner unit names
+ * are asked about; a unit missing from the answer (systemctl failed, output not understood) is
+ * missing from the map, and its control falls back to `is-active`.
+ */
+export async function systemdUnitStates(runtime: Runtime, units: string[]): Promise<Map<string, ServiceState>> {
+  const asked = [...new Set(units.filter(isRunnerUnitName))];
+  const states = new Map<string, ServiceState>();
+  if (asked.length === 0) return states;
+  const r = await runtime.spawn("systemctl", ["show", "--property=Id,ActiveState", ...asked], { timeoutMs: TIMEOUT_MS, env: childEnv() });
+  if (r.spawnError || r.code !== 0) return states;
+  // One block per unit, in the order asked, separated by an empty line.
+  const blocks = r.stdout.split(/\n[ \t]*\n/).map((b) => b.trim()).filter(Boolean);
+  if (blocks.length !== asked.length) return states;
+  asked.forEach((unit, i) => {
+    const state = /^ActiveState=(.*)$/m.exec(blocks[i]);
+    if (state) states.set(unit, activeState(state[1].trim()));
+  });
+  return states;
+}
+
 export function resolveServiceKind(spec: ServiceSpec, serviceUnit: string | null): Exclude<ServiceSpec["kind"], "auto"> {
   if (spec.kind !== "auto") return spec.kind;
   return serviceUnit ? "systemd" : "none";
 }
 
-export function createServiceControl(runtime: Runtime, spec: ServiceSpec, dir: string, serviceUnit: string | null, runAs: SystemUser): ServiceControl {
+/**
+ * `known`: the unit's state from this pass's systemdUnitStates, answered by the first `status()`
+ * (a start or stop forgets it; later calls ask systemctl).
+ */
+export function createServiceControl(runtime: Runtime, spec: ServiceSpec, dir: string, serviceUnit: string | null, runAs: SystemUser, known?: ServiceState): ServiceControl {
   const kind = resolveServiceKind(spec, serviceUnit);
   // systemctl is the agent's own tool (and the unit name is checked); anything from the runner
   // dir or the config's custom commands runs as the runner's user.
@@ -52,22 +86,25 @@ export function createServiceControl(runtime: Runtime, spec: ServiceSpec, dir: s
   switch (kind) {
     case "systemd": {
       const unit = serviceUnit && isRunnerUnitName(serviceUnit) ? serviceUnit : null;
+      let prefetched = unit && known !== "unknown" ? known : undefined;
       const refuse = () =>
         failed(serviceUnit ? `refusing unit "${serviceUnit.slice(0, 80)}" from ${dir}/.service: not an actions.runner.*.service name (reinstall the service with svc.sh install)` : "no .service file: install the service with svc.sh install");
       return {
         kind,
         async status() {
           if (!unit) return "unknown";
+          if (prefetched !== undefined) {
+            const state = prefetched;
+            prefetched = undefined;
+            return state;
+          }
           const r = await asAgent("systemctl", ["is-active", unit]);
           if (r.spawnError) return "unknown";
-          // is-active prints one word; anything else (no bus, no unit) is not a reason to act.
-          const state = r.stdout.trim();
-          if (state === "active" || state === "activating" || state === "reloading") return "active";
-          if (state === "inactive" || state === "failed" || state === "deactivating") return "inactive";
-          return "unknown";
+          // is-active prints one word.
+          return activeState(r.stdout.trim());
         },
-        start: () => (unit ? asAgent("systemctl", ["start", unit]) : Promise.resolve(refuse())),
-        stop: () => (unit ? asAgent("systemctl", ["stop", unit]) : Promise.resolve(refuse())),
+        start: () => ((prefetched = undefined), unit ? asAgent("systemctl", ["start", unit]) : Promise.resolve(refuse())),
+        stop: () => ((prefetched = undefined), unit ? asAgent("systemctl", ["stop", unit]) : Promise.resolve(refuse())),
       };
     }
     case "svc.sh":

@@ -18,7 +18,7 @@ declare const Deno: {
   uid(): number | null;
   addSignalListener(signal: string, handler: () => void): void;
   removeSignalListener(signal: string, handler: () => void): void;
-  stdout: { writeSync(data: Uint8Array): number };
+  stdout: { writeSync(data: Uint8Array): number; isTerminal(): boolean };
   stderr: { writeSync(data: Uint8Array): number };
   exit(code: number): never;
   execPath(): string;
@@ -67,6 +67,7 @@ export function createDenoRuntime(): Runtime {
       return () => Deno.removeSignalListener(signal, handler);
     },
     writeStdout: (text) => writeAll(Deno.stdout, text),
+    stdoutIsTerminal: () => Deno.stdout.isTerminal(),
     writeStderr: (text) => writeAll(Deno.stderr, text),
     exit: (code) => Deno.exit(code),
   };

@@ -32,9 +32,9 @@ async function statWith(how: typeof fs.stat, path: string): Promise<FileStat | n
 export const nodeFiles: RuntimeFiles = {
   readText: (path) => fs.readFile(path, "utf8"),
 
-  async writeAtomic(path, data, mode = 0o644) {
+  async writeAtomic(path, data, mode = 0o644, options = {}) {
     await writeFileAtomic(path, data, { mode, fsync: true });
-    await fsyncDir(dirname(path));
+    if (options.syncDir !== false) await fsyncDir(dirname(path));
   },
 
   async appendDurable(path, data) {

@@ -61,6 +61,7 @@ export function createNodeRuntime(): Runtime {
       return () => process.off(signal, handler);
     },
     writeStdout: (text) => void process.stdout.write(text),
+    stdoutIsTerminal: () => process.stdout.isTTY === true,
     writeStderr: (text) => void process.stderr.write(text),
     exit(code): never {
       process.exitCode = code;

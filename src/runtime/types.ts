@@ -78,8 +78,11 @@ export interface ProcessInfo {
 
 export interface RuntimeFiles {
   readText(path: string): Promise<string>;
-  /** Atomic: temp file in the same dir, fsync, rename. `mode` defaults to 0o644. */
-  writeAtomic(path: string, data: string, mode?: number): Promise<void>;
+  /**
+   * Atomic: temp file in the same dir, fsync, rename. `mode` defaults to 0o644. `syncDir: false`
+   * skips the directory fsync after the rename (still never torn; a crash may keep the old file).
+   */
+  writeAtomic(path: string, data: string, mode?: number, options?: { syncDir?: boolean }): Promise<void>;
   /** Append and fsync (for append-only logs such as the outbox). */
   appendDurable(path: string, data: string): Promise<void>;
   mkdir(path: string, mode?: number): Promise<void>;
@@ -139,6 +142,8 @@ export interface Runtime {
   serve(handler: FetchHandler, options: { hostname: string; port: number }): Promise<HttpServer>;
   onSignal(signal: "SIGTERM" | "SIGINT" | "SIGHUP", handler: () => void): () => void;
   writeStdout(text: string): void;
+  /** True when stdout is a terminal (colours are for people, not for pipes). */
+  stdoutIsTerminal?(): boolean;
   writeStderr(text: string): void;
   exit(code: number): never;
 }

@@ -93,7 +93,7 @@ export function eventSentence(e: Envelope): string | null {
   const data = e.data && typeof e.data === "object" ? (e.data as Data) : {};
   try {
     // An error text that ends its own sentence gets no second full stop.
-    return render(e, data).replace(/([.!?])\.$/, "$1");
+    return render(e, data).replace(/([.!?…])\.$/, "$1");
   } catch {
     return null;
   }

@@ -23,7 +23,7 @@ export interface LivePage {
  * NATS is away or slow, from this process's own ring: the page stays readable without NATS.
  */
 async function hostEvents(view: CollectorView, host: string): Promise<Envelope[]> {
-  const fallback = () => view.recentEvents(HOST_EVENTS).filter((e) => e.host === host);
+  const fallback = () => recentEvents(view, HOST_EVENTS).filter((e) => e.host === host);
   if (!view.health().ok) return fallback();
   let timer: ReturnType<typeof setTimeout> | undefined;
   try {
@@ -38,6 +38,12 @@ async function hostEvents(view: CollectorView, host: string): Promise<Envelope[]
   }
 }
 
+/** The stream's newest events as this collector's history feed read them, else its own share. */
+function recentEvents(view: CollectorView, limit: number): Envelope[] {
+  const fromStream = view.history?.().recentEvents(limit);
+  return fromStream?.length ? fromStream : view.recentEvents(limit);
+}
+
 function segments(path: string): string[] | null {
   try {
     return path.split("/").filter((s) => s !== "").map((s) => decodeURIComponent(s));
@@ -49,7 +55,7 @@ function segments(path: string): string[] | null {
 export async function renderLivePage(view: CollectorView, path: string, query: URLSearchParams, nowMs: number, version: string): Promise<LivePage> {
   const parts = segments(path);
   if (parts && parts.length === 0) {
-    const live = renderFleetLive({ runners: view.runners(), alerts: view.alerts(), events: view.recentEvents(50), health: view.health(), version, query, history: view.history?.() }, nowMs);
+    const live = renderFleetLive({ runners: view.runners(), alerts: view.alerts(), events: recentEvents(view, 50), health: view.health(), version, query, history: view.history?.() }, nowMs);
     return { title: "runner-token-refresh fleet", live, status: 200 };
   }
   if (parts && parts.length === 3 && parts[0] === "runners") {
