@@ -60,7 +60,8 @@ test("nats url credentials - the collector logs in with them; a refusal on /heal
     const healthz = await app.request("/healthz");
     assert.equal(healthz.status, 503);
     const page = await (await app.request("/")).text();
-    assert.match(page, /Collector unhealthy/);
+    // The banner names the refusal (NATS is what is missing: "NATS unavailable"), URL without the password.
+    assert.match(page, /NATS unavailable: .*refused the credentials/);
     const outputs = [
       { label: "/healthz", text: await healthz.text() },
       { label: "dashboard", text: page },

@@ -1,10 +1,11 @@
 /**
- * GitHub access through @octokit/rest with a PAT or a GitHub App. Library retries are off: the
+ * GitHub access through @octokit/core (`request` only: @octokit/rest's endpoint tables cost
+ * memory for routes the agent never calls) with a PAT or a GitHub App. Library retries are off: the
  * agent's policy (retry.ts) decides. A wrapped `fetch` sees every request, including the App's
  * installation-token exchange, so every credential is registered for redaction and every
  * answer's rate-limit and Date headers are observed.
  */
-import { Octokit } from "@octokit/rest";
+import { Octokit } from "@octokit/core";
 import { createAppAuth } from "@octokit/auth-app";
 import { GitHubError, AbortedError, errorMessage } from "../shared/errors.ts";
 import { addSecret, redact } from "../shared/redact.ts";
