@@ -73,12 +73,12 @@ export function clusterPart(r: ClusterResult): Part {
   const int = (n: number) => Math.round(n).toLocaleString("en-US");
   return {
     rows: [
-      { area: "9", figure: `collector ingest on a three-node R3 cluster, events/s (${int(r.ingest.events)} events)`, value: int(r.ingest.collectorRate), baseline: `bare consumer, same cluster: ${int(r.ingest.bareRate)}`, ratio: `${(share * 100).toFixed(0)} %`, target: "≥ 70 % of the bare consumer", met: share >= 0.7 },
-      { area: "9", figure: `outbox replay on R3, ${int(r.replay.events)} queued events → outbox empty`, value: `${int(r.replay.replayRate)} events/s`, baseline: `awaited one-by-one to R3: ${int(r.replay.baselineRate)}`, ratio: `${(r.replay.replayRate / r.replay.baselineRate).toFixed(2)}×`, target: "none lost, no duplicates", met: r.replay.stored === r.replay.events && r.replay.duplicates === 0 },
-      { area: "9", figure: "time without a stream leader after a SIGKILL of its leader, p50 / p99 (5 kills)", value: `${(pct(r.gapsMs, 50) / 1000).toFixed(1)} s / ${(pct(r.gapsMs, 99) / 1000).toFixed(1)} s`, baseline: "—", ratio: "—", target: "within the 4–9 s election time (SPEC 16)", met: pct(r.gapsMs, 99) <= 9000 },
+      { area: "10", figure: `collector ingest on a three-node R3 cluster, events/s (${int(r.ingest.events)} events)`, value: int(r.ingest.collectorRate), baseline: `bare consumer, same cluster: ${int(r.ingest.bareRate)}`, ratio: `${(share * 100).toFixed(0)} %`, target: "≥ 70 % of the bare consumer", met: share >= 0.7 },
+      { area: "10", figure: `outbox replay on R3, ${int(r.replay.events)} queued events → outbox empty`, value: `${int(r.replay.replayRate)} events/s`, baseline: `awaited one-by-one to R3: ${int(r.replay.baselineRate)}`, ratio: `${(r.replay.replayRate / r.replay.baselineRate).toFixed(2)}×`, target: "none lost, no duplicates", met: r.replay.stored === r.replay.events && r.replay.duplicates === 0 },
+      { area: "10", figure: "time without a stream leader after a SIGKILL of its leader, p50 / p99 (5 kills)", value: `${(pct(r.gapsMs, 50) / 1000).toFixed(1)} s / ${(pct(r.gapsMs, 99) / 1000).toFixed(1)} s`, baseline: "—", ratio: "—", target: "within the 4–9 s election time (SPEC 16)", met: pct(r.gapsMs, 99) <= 9000 },
     ],
     section: [
-      "## 9. NATS cluster (three nodes on loopback, R3)",
+      "## 10. NATS cluster (three nodes on loopback, R3)",
       "",
       `Collector ingest ${int(r.ingest.collectorRate)} events/s against a bare durable consumer's ${int(r.ingest.bareRate)} on the same cluster (${(share * 100).toFixed(0)} %).`,
       `Outbox replay on R3: ${int(r.replay.replayRate)} events/s (${r.replay.replaySeconds.toFixed(2)} s for ${int(r.replay.events)}; stored ${int(r.replay.stored)}, duplicates ${r.replay.duplicates}), against ${int(r.replay.baselineRate)} events/s awaited one by one.`,

@@ -78,7 +78,8 @@ try {
   const startup = await run("7", "Start-up", 90_000, () => benchStartup(builds, 5), startupPart);
   const pool = await run("8", "Ephemeral pools", 120_000, () => benchPool(20), poolPart);
   const dashboard = await run("9", "Dashboard render", 60_000, () => benchDashboard(), dashboardPart);
-  parts = [ingest, heartbeat, alert, footprint, metrics, github, replay, startup, pool, dashboard];
+  const cluster = await run("10", "NATS cluster", 180_000, () => benchCluster(), clusterPart);
+  parts = [ingest, heartbeat, alert, footprint, metrics, github, replay, startup, pool, dashboard, cluster];
 } finally {
   await closeLeftovers();
   await builds.close();
