@@ -118,7 +118,12 @@ export class NatsPublisher implements Publisher {
         if (s.type === "reconnect") {
           this.disconnected = false;
           this.options.log.info("reconnected to NATS: replaying the outbox");
-          this.enqueue(() => this.drain());
+          // Reconnected to a node without quorum (a cluster losing two of three): what could not
+          // be sent now is tried again every few seconds; no further reconnect would come.
+          this.enqueue(async () => {
+            await this.drain();
+            if (this.outboxHasEvents && this.connected && !this.disconnected) this.scheduleRedrain();
+          });
           this.enqueue(() => this.flushStates());
         } else if (s.type === "disconnect") {
           this.disconnected = true;
