@@ -2,6 +2,7 @@
  * Where alert state lives: a file in the agent's state dir, or KV bucket RTR_ALERTS for the
  * collector (so another collector taking over knows what is firing and what resolve is owed).
  */
+import { listKeys } from "../nats/kv-keys.ts";
 import { join } from "node:path";
 import type { KV } from "@nats-io/kv";
 import { encodeToken } from "../shared/scope.ts";
@@ -48,7 +49,7 @@ export class KvAlertStore implements AlertStore {
 
   async load(): Promise<Record<string, AlertRecord>> {
     const out: Record<string, AlertRecord> = {};
-    for await (const key of await this.kv.keys()) {
+    for (const key of await listKeys(this.kv)) {
       const entry = await this.kv.get(key);
       if (entry?.operation === "PUT") {
         const rec = entry.json<AlertRecord>();

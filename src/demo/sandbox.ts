@@ -59,10 +59,11 @@ for (const [name, content] of Object.entries(files)) writeFileSync(name, Buffer.
 const runner = JSON.parse(Buffer.from(files[".runner"], "base64").toString("utf8"));
 const call = (path, method = "GET") => fetch(runner.serverUrl + path, { method }).then((r) => r.json());
 process.on("SIGTERM", () => process.exit(0));
+let unreachable = 0;
 await call("/_sim/jit/" + runner.agentId + "/online", "POST");
 console.log("Listening for Jobs");
 for (;;) {
-  const s = await call("/_sim/jit/" + runner.agentId).catch(() => ({ exists: true }));
+  const s = await call("/_sim/jit/" + runner.agentId).then((x) => ((unreachable = 0), x), () => ({ exists: ++unreachable < 40 }));
   if (!s.exists) { console.log("The runner no longer exists on the server."); process.exit(0); }
   if (s.job) {
     mkdirSync("_diag", { recursive: true });

@@ -4,6 +4,7 @@
  * agent's NATS connection (the publisher's); every call is bounded.
  */
 import { Kvm, type KV } from "@nats-io/kv";
+import { listKeys } from "../nats/kv-keys.ts";
 import type { NatsConnection } from "@nats-io/transport-node";
 import { addSecret } from "../shared/redact.ts";
 import type { Scope } from "../shared/scope.ts";
@@ -84,7 +85,7 @@ export class FleetAgentClient {
   async findByName(scope: Scope, name: string): Promise<FleetRunnerEntry[]> {
     const kv = await this.bucket();
     const out: FleetRunnerEntry[] = [];
-    for await (const key of await kv.keys(`${scopeToken(scope)}.*`)) {
+    for (const key of await listKeys(kv, `${scopeToken(scope)}.*`)) {
       if (key.endsWith("._poll")) continue;
       const e = await kv.get(key);
       if (e?.operation !== "PUT") continue;

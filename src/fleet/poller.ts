@@ -11,6 +11,7 @@
  * (no deletion, no new marker). The marker's `started` is the start of the last complete listing:
  * only that one vouches for every runner registered before it.
  */
+import { listKeys } from "../nats/kv-keys.ts";
 import type { KV } from "@nats-io/kv";
 import { errorMessage } from "../shared/errors.ts";
 import type { Logger } from "../shared/logger.ts";
@@ -82,7 +83,7 @@ export class FleetPoller {
         await this.write(k, r);
       }
       const missing: string[] = [];
-      for await (const k of await kv.keys(`${prefix}*`)) if (k !== pollMarkerKey(scope) && !seen.has(k)) missing.push(k);
+      for (const k of await listKeys(kv, `${prefix}*`)) if (k !== pollMarkerKey(scope) && !seen.has(k)) missing.push(k);
       await this.settle(scope, missing, result.complete, signal);
     }
     // A 304 repeats the last listing, and only a one-page (so complete) listing has an ETag.

@@ -28,6 +28,7 @@ const call = async (method, path) => {
   return res.json();
 };
 let stopping = false;
+let unreachable = 0;
 for (const sig of ["SIGTERM", "SIGINT"]) process.on(sig, () => {
   stopping = true;
   log("Runner listener exit because of cancellation");
@@ -37,7 +38,8 @@ await call("POST", `/_fake/jit/${runner.agentId}/online`).catch(() => {});
 log(`√ Connected to GitHub\nListening for Jobs`);
 for (;;) {
   if (stopping) break;
-  const state = await call("GET", `/_fake/jit/${runner.agentId}`).catch(() => ({ exists: true, job: null }));
+  // GitHub unreachable for ~10 s (the test that started it is gone): exit rather than linger.
+  const state = await call("GET", `/_fake/jit/${runner.agentId}`).then((s) => ((unreachable = 0), s), () => ({ exists: ++unreachable < 100, job: null }));
   if (!state.exists) {
     log("The runner no longer exists on the server. Please reconfigure the runner.");
     process.exit(0);
