@@ -219,10 +219,14 @@ test("pool - pool drain stops idle runners while the agent runs; pool resume bri
     await waitFor(() => online(w).length === 2, "two runners online", 30_000);
     const drain = await runInProcess(["pool", "drain", "build", "--config", w.configPath], w.env);
     assert.equal(drain.code, 0, drain.stderr);
-    await waitFor(() => w.poolRunners().length === 0, "the pool drained", 30_000);
+    await waitFor(() => w.poolRunners().length === 0, "the pool drained", 30_000).catch((err) => {
+      throw new Error(`${err.message}\n${agent.output().slice(-4000)}`);
+    });
     const resume = await runInProcess(["pool", "resume", "build", "--config", w.configPath], w.env);
     assert.equal(resume.code, 0, resume.stderr);
-    await waitFor(() => online(w).length === 2, "the pool back", 30_000);
+    await waitFor(() => online(w).length === 2, "the pool back", 60_000).catch((err) => {
+      throw new Error(`${err.message}\n${agent.output().slice(-4000)}`);
+    });
     const unknown = await runInProcess(["pool", "drain", "nope", "--config", w.configPath], w.env);
     assert.equal(unknown.code, 64);
     assert.match(unknown.stderr, /no pool named "nope": expected one of build/);
