@@ -330,13 +330,18 @@ export class Collector implements CollectorView {
   async close(): Promise<void> {
     this.stop.abort();
     if (this.evaluateTimer) clearTimeout(this.evaluateTimer);
-    await this.alertHost?.idle().catch(() => {});
-    await this.alertHost?.close();
-    await this.lease?.release();
+    // Every step bounded: a stop must end even when NATS or a consumer never answers.
+    const within = (p: Promise<unknown> | undefined, ms: number) => Promise.race([Promise.resolve(p).catch(() => {}), sleep(ms)]);
+    await within(this.alertHost?.idle(), 10_000);
+    await within(this.alertHost?.close(), 5000);
+    await within(this.lease?.release(), 5000);
     const nc = this.nc;
     this.nc = null;
-    // drain() flushes pending acks before closing, so a graceful stop loses none.
-    if (nc && !nc.isClosed()) await nc.drain().catch(() => nc.close());
+    // drain() flushes pending acks before closing, so a graceful stop loses none; then close.
+    if (nc && !nc.isClosed()) {
+      await within(nc.drain(), 5000);
+      if (!nc.isClosed()) await within(nc.close(), 2000);
+    }
     // A first connection still being attempted (NATS down since start) never settles: don't wait.
     await Promise.race([Promise.allSettled(this.tasks), sleep(2000)]);
   }
