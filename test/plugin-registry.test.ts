@@ -111,7 +111,6 @@ function nodemailerLoadedBy(argv: string[]): Promise<{ loaded: boolean; stdout: 
   });
 }
 
-// Node only: the probe is a Node module-resolve hook.
 // Skipped under Deno only: the probe is a Node --import module hook (module.register), which Deno
 // has no equivalent of; the Node half of npm test runs it, and the bundle test below covers Deno.
 test("alert plugins - the CLI with only slack configured never loads nodemailer; with email configured it does", { skip: UNDER_DENO && "the probe is a Node module hook" }, async () => {

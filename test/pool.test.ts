@@ -123,8 +123,8 @@ test("pool - a busy runner is never stopped: SIGTERM waits for its job, and it i
     const [busyId] = jit(w.github).created;
     jit(w.github).assignJob(busyId, 4);
     await waitFor(() => w.github.runners.get(busyId)?.busy === true, "the job to start", 10_000);
-    // SIGTERM while the job runs (4 s): the agent must see Runner.Worker in the slot and wait.
-    await new Promise((r) => setTimeout(r, 1000));
+    // SIGTERM while the job runs (4 s), once the agent has seen Runner.Worker in the slot.
+    await waitFor(() => /Running job/.test(agent.output()), "the agent to log the runner's job", 10_000);
     agent.kill("SIGTERM");
     const run = await agent.done;
     assert.equal(run.code, 0, run.stderr);
