@@ -58,7 +58,7 @@ trap 'rm -f "$tap" "$denolog"' EXIT
 
 status=0
 # A test that hangs fails after 10 minutes instead of holding CI until its 90-minute limit.
-npx tsx --test --test-timeout=600000 --test-reporter=spec --test-reporter-destination=stdout \
+npx tsx --test --test-force-exit --test-timeout=600000 --test-reporter=spec --test-reporter-destination=stdout \
   --test-reporter=tap --test-reporter-destination="$tap" "${files[@]}" || status=$?
 node_count=$(grep -E '^# tests [0-9]+' "$tap" | tail -1 | awk '{print $3}')
 check_count node "${node_count:-0}" .ci/test-count

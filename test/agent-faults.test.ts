@@ -3,7 +3,7 @@
 // code, the log line or metrics `last_error` naming the cause, the metrics counters, how many
 // GitHub calls were made, whether config.sh ran, and that a failed re-registration put the old
 // registration back. No fixed sleeps: everything waits on the agent or polls with waitFor.
-import { test } from "node:test";
+import { test } from "./helpers/test.ts";
 import assert from "node:assert/strict";
 import { chmod, readdir, readFile, rm, stat, writeFile } from "node:fs/promises";
 import { join } from "node:path";

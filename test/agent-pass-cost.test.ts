@@ -1,7 +1,7 @@
 // Issue 18, CPU per pass: systemd is asked once per pass for every runner unit (one `systemctl
 // show`), runner files are re-read only when they changed, and unchanged runner state is not
 // rewritten. A fake `systemctl` on PATH logs how it is called.
-import { test } from "node:test";
+import { test } from "./helpers/test.ts";
 import assert from "node:assert/strict";
 import { mkdtemp, readFile, rm, stat, writeFile } from "node:fs/promises";
 import { tmpdir } from "node:os";

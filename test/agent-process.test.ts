@@ -1,6 +1,6 @@
 // The agent as a real child process (through tsx): signals, locks between processes, crashes,
 // the daemon loop, --dry-run, status and hold/release. Every run is searched for secrets.
-import { test } from "node:test";
+import { test } from "./helpers/test.ts";
 import assert from "node:assert/strict";
 import { existsSync, watch, type FSWatcher } from "node:fs";
 import { mkdir, readdir, readFile, writeFile } from "node:fs/promises";

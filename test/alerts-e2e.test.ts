@@ -1,6 +1,6 @@
 // End to end: real agent passes and a real collector, real local Slack/PagerDuty/webhook receivers
 // and a real SMTP server. Three failures in a row page once per plugin; recovery resolves once.
-import { test } from "node:test";
+import { test } from "./helpers/test.ts";
 import assert from "node:assert/strict";
 import { createHmac } from "node:crypto";
 import { makeWorld, runInProcess, waitFor, type World } from "./helpers/agent.ts";

@@ -1,6 +1,6 @@
 // Resolve notifications say what recovered and after how long: the host (the alert engine) sets
 // `resolvedAfterSeconds` and `recovered`, and every built-in plugin's text carries it.
-import { test } from "node:test";
+import { test } from "./helpers/test.ts";
 import assert from "node:assert/strict";
 import { createLogger } from "../src/shared/logger.ts";
 import { DEFAULT_DELIVERY, PluginTarget } from "../src/alerts/delivery.ts";

@@ -2,7 +2,7 @@
 // OpenAPI-checked), two runners of one scope, and every built-in plugin against its real local
 // receiver (Slack, PagerDuty and webhook HTTP sinks, a real SMTP server). One token outage is one
 // alert per plugin, and each of them names both runners; PagerDuty's component is the scope.
-import { test } from "node:test";
+import { test } from "./helpers/test.ts";
 import assert from "node:assert/strict";
 import { makeWorld, runInProcess, waitFor } from "./helpers/agent.ts";
 import { makeRunnerDir } from "./helpers/runner-dir.ts";

@@ -2,7 +2,7 @@
 // two alert hosts over the same file, each with the real webhook plugin and a real receiver, take
 // turns as the two processes would. Whatever the interleaving, the receiver gets exactly one
 // firing and one resolve (SPEC 10), and a resolve owed by a process that is gone is sent once.
-import { test } from "node:test";
+import { test } from "./helpers/test.ts";
 import assert from "node:assert/strict";
 import { mkdtemp, readFile, rm, writeFile } from "node:fs/promises";
 import { tmpdir } from "node:os";

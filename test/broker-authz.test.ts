@@ -2,7 +2,7 @@
 // which must be the host the request names and one listed for the scope; refusals get an {error},
 // a broker.refused event and a log line, never a token. A failed mint is answered from memory
 // during its backoff. And an agent in fleet mode refuses plain NATS to a non-loopback server.
-import { test } from "node:test";
+import { test } from "./helpers/test.ts";
 import assert from "node:assert/strict";
 import { mkdtemp, rm, writeFile } from "node:fs/promises";
 import { tmpdir } from "node:os";

@@ -1,6 +1,6 @@
 // GET /api/v1/events against a real collector and nats-server (issue 14 item 7): requests do not
 // map onto JetStream consumers, bursts get 429 with Retry-After, and the API token guards it.
-import { test } from "node:test";
+import { test } from "./helpers/test.ts";
 import assert from "node:assert/strict";
 import { connect, type NatsConnection } from "@nats-io/transport-node";
 import { jetstream, jetstreamManager } from "@nats-io/jetstream";

@@ -1,7 +1,7 @@
 // Pools reach the collector (issue 19): an agent's NatsPublisher puts `{v, host, time, pools}`
 // under RTR_STATE key `<encoded host>.=`; the collector validates it with its own schema (and
 // against its key, like a runner's document) and shows it on the host page and in the API.
-import { test } from "node:test";
+import { test } from "./helpers/test.ts";
 import assert from "node:assert/strict";
 import { mkdtemp, rm } from "node:fs/promises";
 import { tmpdir } from "node:os";

@@ -1,6 +1,6 @@
 // The collector trusts no document (issue 13 item 5): malformed or forged state documents and
 // forged events, put through a real nats-server into a real collector and its HTTP app.
-import { test } from "node:test";
+import { test } from "./helpers/test.ts";
 import assert from "node:assert/strict";
 import { connect, type NatsConnection } from "@nats-io/transport-node";
 import { jetstream } from "@nats-io/jetstream";

@@ -1,6 +1,6 @@
 // Configuration loading (SPEC 3 and 4): through the CLI (exit codes and the one-line stderr error)
 // and through loadConfig directly where only the resolved values matter.
-import { test } from "node:test";
+import { test } from "./helpers/test.ts";
 import assert from "node:assert/strict";
 import { mkdir, mkdtemp, readFile, rm, writeFile } from "node:fs/promises";
 import { tmpdir } from "node:os";

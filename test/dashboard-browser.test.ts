@@ -4,7 +4,7 @@
 // sentences; charts have points; updates arrive over SSE without a reload; the page says "NATS
 // unavailable" when the server stops; no secret reaches a page, an API answer or the SSE stream.
 // Screenshots go to docs/.
-import { test } from "node:test";
+import { test } from "./helpers/test.ts";
 import assert from "node:assert/strict";
 import { join } from "node:path";
 import { chromium, type Page } from "playwright-core";

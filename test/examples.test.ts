@@ -3,7 +3,7 @@
 // the seed-style wrapper runs the CLI, the systemd units say what the docs
 // promise, the Grafana dashboard queries only the metrics of SPEC 11, and docs/configuration.md
 // names every key of the schema, every flag and every environment variable.
-import { test } from "node:test";
+import { test } from "./helpers/test.ts";
 import assert from "node:assert/strict";
 import { spawn, spawnSync } from "node:child_process";
 import { existsSync, statSync } from "node:fs";

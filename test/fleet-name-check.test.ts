@@ -1,7 +1,7 @@
 // Fleet mode's name check before `--replace` (SPEC 5 step 5), on a real nats-server and the fake
 // GitHub (OpenAPI-checked): RTR_GITHUB is only as good as the collector's last poll, so a stale
 // poll must never let an agent take the name of a runner online on another host.
-import { test } from "node:test";
+import { test } from "./helpers/test.ts";
 import assert from "node:assert/strict";
 import { mkdtemp, readFile, rm, writeFile } from "node:fs/promises";
 import { tmpdir } from "node:os";

@@ -2,7 +2,7 @@
 // page-number pagination can skip a live runner when another one vanishes between two page
 // requests, and a 200 can come back without its runners. Neither may cost a live runner its
 // RTR_GITHUB key, because agents read "missing from a fresh poll" as "deleted" and re-register.
-import { test } from "node:test";
+import { test } from "./helpers/test.ts";
 import assert from "node:assert/strict";
 import { mkdtemp, rm, utimes, writeFile } from "node:fs/promises";
 import { tmpdir } from "node:os";
@@ -21,6 +21,7 @@ import { openBucket } from "../src/nats/setup.ts";
 import { createLogger } from "../src/shared/logger.ts";
 import { AgentTelemetry } from "../src/agent/telemetry.ts";
 import type { PollMarker } from "../src/fleet/keys.ts";
+import { listKeys } from "../src/nats/kv-keys.ts";
 
 const MARKER = "org=3Aacme._poll";
 
@@ -62,7 +63,7 @@ async function rig(runners: number): Promise<Rig> {
     log: () => out,
     async keys() {
       const out = new Set<string>();
-      for await (const k of await kv.keys()) if ((await kv.get(k))?.operation === "PUT") out.add(k);
+      for (const k of await listKeys(kv, undefined, 5_000)) if ((await kv.get(k))?.operation === "PUT") out.add(k);
       return out;
     },
     async marker() {

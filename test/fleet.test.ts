@@ -1,7 +1,7 @@
 // Fleet mode end to end on a real nats-server: the collector polls GitHub once for everyone and
 // brokers registration tokens; agents without credentials read status from KV and re-register
 // with brokered tokens.
-import { test } from "node:test";
+import { test } from "./helpers/test.ts";
 import assert from "node:assert/strict";
 import { mkdtemp, readFile, rm, writeFile } from "node:fs/promises";
 import { tmpdir } from "node:os";
@@ -14,13 +14,14 @@ import { makeRunnerDir, type FakeRunnerDir } from "./helpers/runner-dir.ts";
 import { startNatsServer, type NatsServer } from "./helpers/nats-server.ts";
 import { collectorConfig, startCollector } from "./helpers/collector.ts";
 import { brokerTransportProblem } from "../src/fleet/broker.ts";
+import { listKeys } from "../src/nats/kv-keys.ts";
 
 async function githubKeys(url: string): Promise<Map<string, any>> {
-  const nc = await connect({ servers: url });
+  const nc = await connect({ servers: url, timeout: 5_000 });
   try {
     const kv = await new Kvm(nc).open("RTR_GITHUB");
     const out = new Map<string, any>();
-    for await (const k of await kv.keys()) {
+    for (const k of await listKeys(kv, undefined, 5_000)) {
       const e = await kv.get(k);
       if (e?.operation === "PUT") out.set(k, e.json());
     }

@@ -1,7 +1,7 @@
 // Issue 18, GitHub budget: the status call (GET {scope}/actions/runners/{id}) and the `?name=`
 // list are conditional on the ETag of the last answer; a 304 does not count against GitHub's
 // primary rate limit, and /metrics counts counted and 304 requests apart.
-import { test } from "node:test";
+import { test } from "./helpers/test.ts";
 import assert from "node:assert/strict";
 import { readFile } from "node:fs/promises";
 import { join } from "node:path";

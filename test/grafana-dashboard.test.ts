@@ -2,7 +2,7 @@
 // same way: every PromQL expression names only metrics the agent or collector exports (read from
 // the registries' source, so a renamed metric fails here), pools have panels, and runner statuses
 // carry the names and colours of src/shared/status-look.ts everywhere.
-import { test } from "node:test";
+import { test } from "./helpers/test.ts";
 import assert from "node:assert/strict";
 import { readdir, readFile } from "node:fs/promises";
 import { join } from "node:path";

@@ -1,7 +1,7 @@
 // Session conflicts ("A session for this runner already exists"): the listener exits 5 and the
 // service stays down. The agent starts it again once the old session has expired, and never while
 // GitHub shows the same name online elsewhere (then it alerts, naming both hosts as far as known).
-import { test } from "node:test";
+import { test } from "./helpers/test.ts";
 import assert from "node:assert/strict";
 import { mkdir, readFile, utimes, writeFile } from "node:fs/promises";
 import { join } from "node:path";

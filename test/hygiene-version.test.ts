@@ -1,7 +1,7 @@
 // Runner versions: read from the runner dir without executing it, aged against actions/runner's
 // latest release (one conditional call a day, cached in the state dir), warned at 21 days and
 // alerted at 28; and the "deprecated and cannot receive messages" line judged real or a broker 403.
-import { test } from "node:test";
+import { test } from "./helpers/test.ts";
 import assert from "node:assert/strict";
 import { mkdir, readFile, symlink, writeFile } from "node:fs/promises";
 import { join } from "node:path";

@@ -1,7 +1,7 @@
 // Runner hygiene against the real parts: the agent in-process, the fake GitHub (its answers checked
 // against GitHub's OpenAPI excerpt), a runner dir with config.sh/svc.sh stand-ins. Labels and
 // runner groups are repaired with one API call each: no config.sh, no service stop.
-import { test } from "node:test";
+import { test } from "./helpers/test.ts";
 import assert from "node:assert/strict";
 import { readFile } from "node:fs/promises";
 import { join } from "node:path";

@@ -1,6 +1,6 @@
 // SPEC 16 on a real three-node JetStream cluster: R3 stream and buckets, publishing through the
 // SIGKILL of the stream leader, and the outbox when quorum is lost.
-import { test } from "node:test";
+import { test } from "./helpers/test.ts";
 import assert from "node:assert/strict";
 import { mkdtemp, rm } from "node:fs/promises";
 import { tmpdir } from "node:os";

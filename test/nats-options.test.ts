@@ -1,5 +1,5 @@
 // Connection options against real nats-servers configured for each kind of auth and TLS.
-import { test } from "node:test";
+import { test } from "./helpers/test.ts";
 import assert from "node:assert/strict";
 import { execFileSync } from "node:child_process";
 import { writeFile } from "node:fs/promises";

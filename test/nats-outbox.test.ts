@@ -1,7 +1,7 @@
 // The outbox through a real outage (SPEC 8): events published while nats-server is down wait on
 // disk, identical failures coalesced; when it is back they arrive in order, once each, and a
 // replay of the same outbox (a crash after publishing, before the delete) adds nothing.
-import { test } from "node:test";
+import { test } from "./helpers/test.ts";
 import assert from "node:assert/strict";
 import { cp, mkdtemp, rm } from "node:fs/promises";
 import { tmpdir } from "node:os";

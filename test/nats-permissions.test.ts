@@ -2,7 +2,7 @@
 // (`runner-token-refresh nats-permissions`): the real agent and collector do all their work with
 // them (the permissions are sufficient), and one host can neither act as another nor read what
 // is meant for another (they are restrictive). The 3-host example config is loaded as shipped.
-import { test } from "node:test";
+import { test } from "./helpers/test.ts";
 import assert from "node:assert/strict";
 import { mkdtemp, readFile, rm, writeFile } from "node:fs/promises";
 import { tmpdir } from "node:os";

@@ -1,4 +1,4 @@
-import { test } from "node:test";
+import { test } from "./helpers/test.ts";
 import assert from "node:assert/strict";
 import { connect } from "@nats-io/transport-node";
 import { startNatsServer } from "./helpers/nats-server.ts";

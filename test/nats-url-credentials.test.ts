@@ -1,6 +1,6 @@
 // Credentials inside NATS server URLs (issue 14 item 6): `nats://user:pass@host` logs in, and the
 // password never shows in logs, files, /healthz or the dashboard. Real nats-servers.
-import { test } from "node:test";
+import { test } from "./helpers/test.ts";
 import assert from "node:assert/strict";
 import { connect } from "@nats-io/transport-node";
 import { jetstreamManager } from "@nats-io/jetstream";

@@ -2,7 +2,7 @@
 // STYLE layout): src/alerts imports no plugin, plugins import only the SDK, and a plugin (with
 // its libraries: nodemailer for email) is loaded only when the configuration names it. Proven on
 // the sources, through loadPlugins with a real config, with the real CLI, and on the bundle.
-import { test } from "node:test";
+import { test } from "./helpers/test.ts";
 import assert from "node:assert/strict";
 import { spawn } from "node:child_process";
 import { existsSync, readFileSync, readdirSync, statSync } from "node:fs";

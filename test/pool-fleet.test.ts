@@ -1,7 +1,7 @@
 // Pools in fleet mode (SPEC 14): an agent without GitHub credentials gets its JIT runners from
 // the collector's broker over a real nats-server; labels, group and work folder come from the
 // collector's fleet.pools, never from the agent; a host not listed for the pool is refused.
-import { test } from "node:test";
+import { test } from "./helpers/test.ts";
 import assert from "node:assert/strict";
 import { chmod, mkdtemp, rm, writeFile } from "node:fs/promises";
 import { tmpdir } from "node:os";

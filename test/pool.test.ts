@@ -1,7 +1,7 @@
 // Ephemeral JIT pools (SPEC 14) against the real parts: the daemon as a process, a fake GitHub
 // with generate-jitconfig checked against the OpenAPI excerpt, a template whose run.sh behaves
 // like the real listener started with a JIT config, and the real test user jobs run as.
-import { test } from "node:test";
+import { test } from "./helpers/test.ts";
 import assert from "node:assert/strict";
 import { chmod, mkdir, mkdtemp, readFile, readdir, rm, writeFile } from "node:fs/promises";
 import { tmpdir } from "node:os";

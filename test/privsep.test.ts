@@ -1,7 +1,7 @@
 // Privilege separation (SPEC 15) with real users: the agent runs as root (as the shipped unit
 // does), the runner dir belongs to the test user rtr-job, and a real process of that user tries
 // to read everything the agent guards. Needs root (CI is root): useradd, setpriv, chown.
-import { test } from "node:test";
+import { test } from "./helpers/test.ts";
 import assert from "node:assert/strict";
 import { chmod, mkdir, mkdtemp, readFile, readdir, rm, symlink, writeFile } from "node:fs/promises";
 import { tmpdir } from "node:os";

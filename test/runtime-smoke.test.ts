@@ -1,7 +1,7 @@
 // The Deno side and the single-file bundle, proven by running them: `check` registers a runner
 // against the fake GitHub and a daemon pass stops cleanly on SIGTERM, under `deno run` with the
 // documented narrow permissions, and the bundle copied alone into an empty dir under node and deno.
-import { test } from "node:test";
+import { test } from "./helpers/test.ts";
 import assert from "node:assert/strict";
 import { spawn } from "node:child_process";
 import { mkdtemp, readFile, rm, stat } from "node:fs/promises";

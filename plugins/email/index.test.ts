@@ -1,4 +1,4 @@
-import { test, after, before } from "node:test";
+import { test, after, before } from "../../test/helpers/test.ts";
 import assert from "node:assert/strict";
 import { execFileSync } from "node:child_process";
 import { mkdtemp, readFile, rm, writeFile } from "node:fs/promises";

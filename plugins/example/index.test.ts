@@ -1,4 +1,4 @@
-import { test, after, before } from "node:test";
+import { test, after, before } from "../../test/helpers/test.ts";
 import assert from "node:assert/strict";
 import example from "./index.ts";
 import { closedPort, expectDeliveryError, expectOptionsError, instantiate, sampleNotification, secretHelpers, startReceiver } from "../../test/helpers/plugin-harness.ts";

@@ -1,4 +1,4 @@
-import { test, after, before } from "node:test";
+import { test, after, before } from "../../test/helpers/test.ts";
 import assert from "node:assert/strict";
 import { createHash } from "node:crypto";
 import pagerduty, { dedupKey, pagerDutyEvent, truncate, DEFAULT_URL } from "./index.ts";

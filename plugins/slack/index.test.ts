@@ -1,4 +1,4 @@
-import { test, after, before } from "node:test";
+import { test, after, before } from "../../test/helpers/test.ts";
 import assert from "node:assert/strict";
 import { mkdtemp, rm, writeFile } from "node:fs/promises";
 import { tmpdir } from "node:os";

@@ -1,4 +1,4 @@
-import { test, after, before } from "node:test";
+import { test, after, before } from "../../test/helpers/test.ts";
 import assert from "node:assert/strict";
 import { createHmac, timingSafeEqual } from "node:crypto";
 import webhook, { webhookBody } from "./index.ts";

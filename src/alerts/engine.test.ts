@@ -1,4 +1,4 @@
-import { test } from "node:test";
+import { test } from "../../test/helpers/test.ts";
 import assert from "node:assert/strict";
 import { createLogger } from "../shared/logger.ts";
 import { PluginTarget, DEFAULT_DELIVERY, type DeliveryPolicy } from "./delivery.ts";

@@ -1,7 +1,7 @@
 // `health` (SPEC 11) through main() in-process, over metrics files written for each state: exit
 // code and the exact one-line output, the perfdata ranges, UNKNOWN for every usage error, and
 // where the file is looked for. The clock is pinned so every second in the line is exact.
-import { test } from "node:test";
+import { test } from "../../test/helpers/test.ts";
 import assert from "node:assert/strict";
 import { mkdir, mkdtemp, rm, stat, writeFile } from "node:fs/promises";
 import { tmpdir } from "node:os";

@@ -1,4 +1,4 @@
-import { test } from "node:test";
+import { test } from "../../test/helpers/test.ts";
 import assert from "node:assert/strict";
 import type { Envelope } from "../shared/types.ts";
 import { History, WINDOWS } from "./history.ts";

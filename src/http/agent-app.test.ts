@@ -1,7 +1,7 @@
 // The daemon's /metrics, /healthz and /status (SPEC 11): the hono app through app.request() over a
 // telemetry object fed by hand, then the real daemon as a child process against the fake GitHub
 // (bound to a free port, scraped, stopped with SIGTERM), and the listen-address failure modes.
-import { test } from "node:test";
+import { test } from "../../test/helpers/test.ts";
 import assert from "node:assert/strict";
 import { createServer, type Server } from "node:net";
 import { AgentTelemetry } from "../agent/telemetry.ts";

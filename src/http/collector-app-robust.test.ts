@@ -1,6 +1,6 @@
 // The collector's pages under hostile input: a runner whose state has the wrong shape (the second
 // line of defence behind validate.ts), and bursts against the events endpoint.
-import { test } from "node:test";
+import { test } from "../../test/helpers/test.ts";
 import assert from "node:assert/strict";
 import type { CollectorView, FleetRunner } from "../collector/types.ts";
 import type { StateDocument } from "../shared/types.ts";

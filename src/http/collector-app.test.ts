@@ -1,4 +1,4 @@
-import { test } from "node:test";
+import { test } from "../../test/helpers/test.ts";
 import assert from "node:assert/strict";
 import type { CollectorAlert, CollectorView, EventQuery, FleetRunner } from "../collector/types.ts";
 import type { Envelope, StateDocument } from "../shared/types.ts";

@@ -1,4 +1,4 @@
-import { test } from "node:test";
+import { test } from "../../test/helpers/test.ts";
 import assert from "node:assert/strict";
 import type { CollectorView } from "../collector/types.ts";
 import { createCollectorApp } from "./collector-app.ts";

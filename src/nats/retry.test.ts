@@ -1,4 +1,4 @@
-import { test } from "node:test";
+import { test } from "../../test/helpers/test.ts";
 import assert from "node:assert/strict";
 import { describePublishError, electionBackoff, isElectionError, NO_LEADER_MESSAGE, retryThroughElection } from "./retry.ts";
 import { replicasMismatch } from "./cluster.ts";

@@ -1,4 +1,4 @@
-import { test } from "node:test";
+import { test } from "../../test/helpers/test.ts";
 import assert from "node:assert/strict";
 import { EVENT_TYPES, type Envelope } from "./types.ts";
 import { eventSentence, registrationReason } from "./event-text.ts";

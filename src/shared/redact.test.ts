@@ -1,4 +1,4 @@
-import { test } from "node:test";
+import { test } from "../../test/helpers/test.ts";
 import assert from "node:assert/strict";
 import { EXPIRY_MARGIN_MS, addSecret, knownSecretCount, pruneExpiredSecrets, redact } from "./redact.ts";
 

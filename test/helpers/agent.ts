@@ -103,11 +103,29 @@ export function spawnAgent(args: string[], env: Record<string, string>, options:
 }
 
 /** Polls until `predicate` holds (no fixed sleeps: the CI machine is slow and noisy). */
+/**
+ * Polls until the predicate holds. Each call of the predicate is itself bounded by the time left
+ * (a read of NATS that never answers counts as "not yet"), so a waitFor always ends by its
+ * deadline instead of holding the test file until the runner's own timeout.
+ */
 export async function waitFor(predicate: () => boolean | Promise<boolean>, what: string, timeoutMs = 20_000): Promise<void> {
   const deadline = Date.now() + timeoutMs;
-  while (!(await predicate())) {
+  for (;;) {
+    if (await withinTime(predicate, deadline)) return;
     if (Date.now() > deadline) throw new Error(`timed out waiting for ${what}`);
     await new Promise((r) => setTimeout(r, 25));
+  }
+}
+
+async function withinTime(predicate: () => boolean | Promise<boolean>, deadline: number): Promise<boolean> {
+  let timer: ReturnType<typeof setTimeout> | undefined;
+  const late = new Promise<false>((resolve) => {
+    timer = setTimeout(() => resolve(false), Math.max(0, deadline - Date.now()) + 50);
+  });
+  try {
+    return await Promise.race([Promise.resolve().then(predicate), late]);
+  } finally {
+    clearTimeout(timer);
   }
 }
 

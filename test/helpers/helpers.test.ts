@@ -1,4 +1,4 @@
-import { test } from "node:test";
+import { test } from "./test.ts";
 import assert from "node:assert/strict";
 import { execFile } from "node:child_process";
 import { existsSync, readFileSync, statSync, writeFileSync } from "node:fs";

@@ -4,6 +4,7 @@ import { connect, type NatsConnection } from "@nats-io/transport-node";
 import { jetstreamManager } from "@nats-io/jetstream";
 import { Kvm } from "@nats-io/kv";
 import type { Envelope } from "../../src/shared/types.ts";
+import { listKeys } from "../../src/nats/kv-keys.ts";
 
 export interface StoredEvent {
   seq: number;
@@ -13,7 +14,7 @@ export interface StoredEvent {
 }
 
 export async function withNats<T>(url: string, fn: (nc: NatsConnection) => Promise<T>): Promise<T> {
-  const nc = await connect({ servers: url });
+  const nc = await connect({ servers: url, timeout: 5_000 });
   try {
     return await fn(nc);
   } finally {
@@ -44,7 +45,7 @@ export async function stateEntries(url: string, bucket = "RTR_STATE"): Promise<M
   return withNats(url, async (nc) => {
     const kv = await new Kvm(nc).open(bucket);
     const out = new Map<string, Record<string, unknown>>();
-    for await (const key of await kv.keys()) {
+    for (const key of await listKeys(kv, undefined, 5_000)) {
       const e = await kv.get(key);
       if (e && e.operation === "PUT") out.set(key, e.json<Record<string, unknown>>());
     }
