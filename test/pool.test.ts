@@ -225,7 +225,7 @@ test("pool - pool drain stops idle runners while the agent runs; pool resume bri
     const resume = await runInProcess(["pool", "resume", "build", "--config", w.configPath], w.env);
     assert.equal(resume.code, 0, resume.stderr);
     await waitFor(() => online(w).length === 2, "the pool back", 60_000).catch((err) => {
-      throw new Error(`${err.message}\n${agent.output().slice(-4000)}`);
+      throw new Error(`${err.message}: ${JSON.stringify(w.poolRunners())}\n${agent.output().slice(-12000)}`);
     });
     const unknown = await runInProcess(["pool", "drain", "nope", "--config", w.configPath], w.env);
     assert.equal(unknown.code, 64);

@@ -27,6 +27,8 @@ export class PoolManager {
   private loop: Promise<void> | null = null;
   private readonly stopLoop = new AbortController();
   private wakeUp: (() => void) | null = null;
+  /** A runner exited while the pools were being ticked: look again at once instead of sleeping. */
+  private wakeRequested = false;
 
   constructor(
     private readonly deps: { runtime: Runtime; config: AgentConfig; log: Logger; source: RunnerSource; events: EventEmitter; now: () => number },
@@ -40,7 +42,7 @@ export class PoolManager {
       const user = await lookupUser(runtime, pc.runAs);
       if (!user) throw new ConfigError(`pools[${i}].runAs: there is no user "${pc.runAs}" on this host`);
       const where = `${config.configFile ?? "configuration"}: pools[${i}]`;
-      const pool = new Pool(pc, where, { ...this.deps, store, host: config.host, user, wake: () => this.wakeUp?.() });
+      const pool = new Pool(pc, where, { ...this.deps, store, host: config.host, user, wake: () => this.wake() });
       await pool.start(signal);
       this.pools.push(pool);
     }
@@ -50,6 +52,7 @@ export class PoolManager {
   private async run(signal: AbortSignal): Promise<void> {
     let lastCleanUp = this.deps.now();
     while (!signal.aborted) {
+      this.wakeRequested = false;
       for (const pool of this.pools) {
         await pool.tick(signal).catch((err) => this.deps.log.error({ pool: pool.config.name }, `pool ${pool.config.name}: ${errorMessage(err)}`));
       }
@@ -60,9 +63,14 @@ export class PoolManager {
         }
       }
       // Until the next tick, or at once when a runner exits (a finished job's slot is refilled now).
-      await Promise.race([sleep(TICK_MS, signal).catch(() => {}), new Promise<void>((resolve) => (this.wakeUp = resolve))]);
+      if (!this.wakeRequested) await Promise.race([sleep(TICK_MS, signal).catch(() => {}), new Promise<void>((resolve) => (this.wakeUp = resolve))]);
       this.wakeUp = null;
     }
+  }
+
+  private wake(): void {
+    this.wakeRequested = true;
+    this.wakeUp?.();
   }
 
   /** SIGTERM: idle runners are deleted and stopped; busy ones finish (TimeoutStopSec bounds it). */

@@ -135,10 +135,14 @@ export class Pool {
   async tick(signal: AbortSignal): Promise<void> {
     const live = this.slots.filter((s) => s.dir && (s.child || s.orphanPid));
     if (live.length) {
+      const dirs = new Map(live.map((s) => [s, s.dir]));
       const procs = await this.deps.runtime.processes();
       const busy = jobsInDirs(procs, live.map((s) => s.dir!));
       for (const s of live) {
-        if (s.state === "stopping") continue;
+        // A runner that exited while /proc was read has an empty slot (or a new runner) by now:
+        // marking it idle would keep the slot "idle" with no process, never refilled.
+        if (s.dir !== dirs.get(s) || !(s.child || s.orphanPid)) continue;
+        if (s.state === "stopping" || s.state === "starting") continue;
         if (s.orphanPid && !procs.some((p) => p.pid === s.orphanPid)) this.track(this.orphanExit(s));
         else s.state = busy.has(s.dir!) ? "busy" : "idle";
       }
