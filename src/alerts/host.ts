@@ -29,7 +29,7 @@ export class AlertHost {
     readonly targets: PluginTarget[],
     store: AlertStore,
     config: AgentConfig,
-    private readonly log: Logger,
+    log: Logger,
     now?: () => number,
   ) {
     this.engine = new AlertEngine({ targets, store, repeatInterval: config.alerts.repeatInterval, groupWait: config.alerts.groupWait, sendResolved: config.alerts.sendResolved, log, now });
