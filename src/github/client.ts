@@ -65,6 +65,8 @@ export class GitHubClient {
     this.now = options.now ?? Date.now;
     this.pool = new CredentialPool(options.auth);
     for (const c of this.pool.all) addSecret(c.token ?? c.app!.privateKey);
+    const appIds = this.pool.all.flatMap((c) => (c.app ? [c.app.appId] : []));
+    if (appIds.length) options.observer.appsConfigured?.(appIds);
   }
 
   private newOctokit(credential: Credential, auth: unknown, budgetKey: string | null): Octokit {

@@ -19,6 +19,8 @@ export interface GitHubObserver {
   credentialExpiry(at: Date): void;
   /** A retry is about to wait (for logging). */
   retrying(endpoint: string, attempt: number, waitSeconds: number, reason: string): void;
+  /** The configured App ids, once (metrics start their counters at 0). */
+  appsConfigured?(appIds: number[]): void;
   /** An App's budget as its installation's last answer told it (`github.auth.app`/`apps`). */
   appRateLimit?(appId: number, info: RateLimitInfo): void;
   /** With several Apps: `appId` was set aside and the same request goes on through `nextAppId`. */
