@@ -15,7 +15,7 @@ import type { GitHubAuth } from "../config/types.ts";
 import { describeFailure } from "./describe.ts";
 import { CredentialPool, type Credential } from "./credentials.ts";
 import { observedFetch, TOKEN_LIFETIME_MS } from "./observed-fetch.ts";
-import { isRateLimit, isRetryable, retryWaitSeconds, serverWaitSeconds, type FailedAttempt, type RetryPolicy } from "./retry.ts";
+import { isRateLimit, isRetryable, rateLimitBackAt, retryWaitSeconds, serverWaitSeconds, type FailedAttempt, type RetryPolicy } from "./retry.ts";
 import { checkListPage, LIST_PAGE_SIZE, type RunnerListing } from "./runner-list.ts";
 import { toRunner, type ConditionalRunner, type FailoverReason, type GitHubObserver, type RawRunner, type RegistrationToken, type RunnerApiState } from "./types.ts";
 
@@ -206,8 +206,7 @@ export class GitHubClient {
         if (reason && credential && this.pool.several && failovers < 2 * this.pool.all.length) {
           failovers++;
           lastError = err;
-          const asked = reason === "rate_limit" ? serverWaitSeconds(failure, this.now()) : null;
-          this.failOver(credential, scope, endpoint, reason, asked === null ? null : this.now() + asked * 1000);
+          this.failOver(credential, scope, endpoint, reason, reason === "rate_limit" ? rateLimitBackAt(failure, this.now()) : null);
           continue;
         }
         // A refused token exchange is never an answer to the call itself (a 404 there is not "no runner").
