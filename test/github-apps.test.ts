@@ -4,6 +4,8 @@
 import { test } from "./helpers/test.ts";
 import assert from "node:assert/strict";
 import { generateKeyPairSync } from "node:crypto";
+import { rm, writeFile } from "node:fs/promises";
+import { join } from "node:path";
 import { GitHubClient } from "../src/github/client.ts";
 import { AgentTelemetry } from "../src/agent/telemetry.ts";
 import { createLogger } from "../src/shared/logger.ts";
@@ -12,6 +14,7 @@ import { GitHubError } from "../src/shared/errors.ts";
 import { generateJitConfig } from "../src/pool/github.ts";
 import { startFakeGitHub, type FakeCall, type FakeGitHub } from "./helpers/fake-github.ts";
 import { assertNoSecrets } from "./helpers/no-secrets.ts";
+import { makeWorld, runInProcess, type World } from "./helpers/agent.ts";
 
 const ORG = { org: "acme" };
 
@@ -187,5 +190,72 @@ test("github apps - generate-jitconfig fails over on a rate-limit answer, never 
     assert.match(await r.metrics(), /^rtr_github_app_failovers_total\{app_id="22",reason="rate_limit"\} 0$/m);
   } finally {
     await r.close();
+  }
+});
+
+// ---------------------------------------------------------------------------------------------
+// The agent, through its config file
+
+/** The world's runner under `github.auth.apps` (keys in files beside the config). */
+async function appsConfig(w: World, appIds: number[], extra = ""): Promise<string> {
+  const entries = [];
+  for (const [i, id] of appIds.entries()) {
+    await writeFile(join(w.tmp, `app-${id}.pem`), KEYS[i] ?? KEYS[0], { mode: 0o600 });
+    entries.push(`      - { appId: ${id}, privateKeyFile: app-${id}.pem${extra} }`);
+  }
+  return w.config(["github:", "  auth:", "    apps:", ...entries, "runners:", `  - { dir: ${JSON.stringify(w.runner.dir)}, scope: { org: acme }, name: runner-1 }`, ""].join("\n"));
+}
+
+function withoutPat(w: World): Record<string, string> {
+  const { GITHUB_TOKEN: _pat, RUNNER_ORG: _o, RUNNER_NAME: _n, RUNNER_DIR: _d, ...env } = w.env;
+  return env;
+}
+
+test("github apps - agent check: App 11 runs out while registering, the token comes through App 22, the pass succeeds and nothing leaks", async () => {
+  const w = await makeWorld();
+  try {
+    w.github.addApp(11);
+    w.github.addApp(22);
+    const path = await appsConfig(w, [11, 22]);
+    const spend = w.github.onRequest("token", () => void (w.github.apps.get(11)!.rateLimit.remaining = 0));
+    const run = await runInProcess(["check", "--config", path], withoutPat(w));
+    spend();
+    assert.equal(run.code, 0, run.stdout + run.stderr);
+    assert.equal((await w.metrics()).runners[0].registered, true);
+    assert.equal(w.github.mintedTokens.length, 1);
+    const warn = run.logs.find((l) => l.app_id === 11);
+    assert.equal(warn?.level, "warn", run.stdout);
+    assert.equal(warn?.next_app_id, 22);
+    assert.deepEqual(run.logs.filter((l) => l.level === "error"), []);
+    await w.assertNoLeaks([run]);
+    assertNoSecrets(KEYS.flatMap((k) => k.split("\n").filter((l) => l.length > 40)), await w.outputs([run]));
+    assert.deepEqual(w.github.schemaErrors, []);
+  } finally {
+    await w.close();
+  }
+});
+
+test("github apps - config: a missing key file or a repeated App is one line naming the field, exit 78", async () => {
+  const w = await makeWorld();
+  try {
+    const path = await appsConfig(w, [11, 22]);
+    await rm(join(w.tmp, "app-22.pem"));
+    let run = await runInProcess(["check", "--config", path], withoutPat(w));
+    assert.equal(run.code, 78, run.stderr);
+    assert.match(run.stderr, /^error: \S*config\.yaml: github\.auth\.apps\[1\]\.privateKeyFile: cannot read \S*app-22\.pem \(ENOENT\): check the path/);
+    assert.equal(run.stderr.trim().split("\n").length, 1);
+    run = await runInProcess(["check", "--config", await appsConfig(w, [11, 11])], withoutPat(w));
+    assert.equal(run.code, 78, run.stderr);
+    assert.match(run.stderr, /github\.auth\.apps\[1\]\.appId: App 11 is listed twice: remove one entry/);
+    await w.config(["github:", "  auth:", "    apps: []", ""].join("\n"));
+    run = await runInProcess(["check", "--config", path], withoutPat(w));
+    assert.match(run.stderr, /github\.auth\.apps: expected at least one App: \{ appId, privateKeyFile \}/);
+    assert.equal(run.code, 78);
+    await writeFile(path, ["github:", "  auth:", "    apps:", "      - { appId: 11, privateKey: inline-key }", ""].join("\n"));
+    run = await runInProcess(["check", "--config", path], withoutPat(w));
+    assert.equal(run.code, 78);
+    assert.match(run.stderr, /github\.auth\.apps\[0\]\.privateKey: unknown key/);
+  } finally {
+    await w.close();
   }
 });
