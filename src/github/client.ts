@@ -165,7 +165,8 @@ export class GitHubClient {
       if (!pinned && !credential) {
         const back = this.pool.firstBack(scope, this.now())!;
         const wait = (back.atMs - this.now()) / 1000;
-        if (attempt >= policy.maxRetries || wait > policy.maxRetryWait) throw this.allSetAside(endpoint, scope, back, lastError);
+        // Waiting helps a budget that returns soon; a refused App is only tried again by a later call.
+        if (back.reason !== "rate_limit" || attempt >= policy.maxRetries || wait > policy.maxRetryWait) throw this.allSetAside(endpoint, scope, back, lastError);
         this.options.observer.retrying(endpoint, attempt, wait, `every GitHub App set aside until ${new Date(back.atMs).toISOString()}`);
         attempt++;
         try {
