@@ -4,7 +4,7 @@
  * registrations fed by the token and runner steps; and the daemon's last pass. The daemon's HTTP
  * endpoints (/metrics, /healthz, /status) read this object; the pass turns skew and expiry into events.
  */
-import type { GitHubObserver, RateLimitInfo } from "../github/client.ts";
+import type { FailoverReason, GitHubObserver, RateLimitInfo } from "../github/types.ts";
 import type { Logger } from "../shared/logger.ts";
 import type { MetricsDocument } from "../shared/types.ts";
 import { HygieneTelemetry } from "../hygiene/telemetry.ts";
@@ -34,6 +34,8 @@ export class AgentTelemetry implements GitHubObserver {
   /** Bumped on every change below (the /metrics snapshot is rebuilt only when it moved). */
   version = 0;
   rateLimitInfo: RateLimitInfo | null = null;
+  /** GitHub Apps: the configured ids, each one's last budget, failovers by `appId \0 reason`. */
+  readonly apps = new GitHubAppTelemetry();
   clockSkewSeconds: number | null = null;
   credentialExpiresAt: Date | null = null;
   /** Token mints by `scope \0 outcome` (outcome success | failure), this process. */
@@ -62,6 +64,22 @@ export class AgentTelemetry implements GitHubObserver {
     if (info.limit > 0 && info.remaining < info.limit * 0.1) {
       this.log.warn({ remaining: info.remaining, limit: info.limit, reset: info.reset }, "GitHub rate limit below 10%: the credential is shared by too many agents? consider fleet mode");
     }
+  }
+  appsConfigured(appIds: number[]): void {
+    for (const id of appIds) this.apps.ids.add(id);
+    this.version++;
+  }
+  appRateLimit(appId: number, info: RateLimitInfo): void {
+    this.apps.remaining.set(appId, info.remaining);
+    this.version++;
+  }
+  failover(appId: number, nextAppId: number, endpoint: string, reason: FailoverReason): void {
+    const key = `${appId}\u0000${reason}`;
+    this.apps.failovers.set(key, (this.apps.failovers.get(key) ?? 0) + 1);
+    this.version++;
+    const why = reason === "rate_limit" ? "is rate-limited" : "was refused (revoked, suspended or not installed here?)";
+    const next = nextAppId ? `the same request goes on through App ${nextAppId}` : "no other App is usable now";
+    this.log.warn({ app_id: appId, next_app_id: nextAppId || undefined, endpoint, reason }, `GitHub App ${appId} ${why} on ${endpoint}: ${next}`);
   }
   clockSkew(seconds: number): void {
     this.clockSkewSeconds = seconds;
@@ -112,4 +130,13 @@ export class AgentTelemetry implements GitHubObserver {
     if (metrics) this.lastMetrics = metrics;
     this.version++;
   }
+}
+
+/** What the Apps of `github.auth.app`/`apps` did, for the agent's and the collector's /metrics. */
+export class GitHubAppTelemetry {
+  readonly ids = new Set<number>();
+  /** Requests left per App, from its installation's last answer. */
+  readonly remaining = new Map<number, number>();
+  /** Failovers by `appId \0 reason` (reason: rate_limit | revoked). */
+  readonly failovers = new Map<string, number>();
 }

@@ -22,7 +22,7 @@ import { History } from "./history.ts";
 import { feedHistory } from "./history-feed.ts";
 import { Lease } from "./lease.ts";
 import { GitHubClient } from "../github/client.ts";
-import { AgentTelemetry } from "../agent/telemetry.ts";
+import { AgentTelemetry, type GitHubAppTelemetry } from "../agent/telemetry.ts";
 import { VERSION } from "../shared/version.ts";
 import { FleetPoller } from "../fleet/poller.ts";
 import { JitBroker } from "../fleet/jit-broker.ts";
@@ -49,6 +49,8 @@ export class Collector implements CollectorView {
   private nc: NatsConnection | null = null;
   private ready = false;
   private problem: string | null = "connecting to NATS";
+  /** The fleet poller's GitHub observer (per-App metrics), once fleet mode started. */
+  private githubTelemetry: AgentTelemetry | null = null;
   private readonly stop = new AbortController();
   private current: CollectorAlert[] = [];
   private readonly tasks: Promise<unknown>[] = [];
@@ -167,7 +169,7 @@ export class Collector implements CollectorView {
       auth: config.github.auth,
       requestTimeout: config.github.requestTimeout,
       retry: { maxRetries: config.refresh.maxRetries, retryBackoff: config.refresh.retryBackoff, maxRetryWait: config.refresh.maxRetryWait },
-      observer: new AgentTelemetry(log),
+      observer: (this.githubTelemetry = new AgentTelemetry(log)),
       userAgent: `runner-token-refresh-collector/${VERSION}`,
       now: this.now,
     });
@@ -310,6 +312,9 @@ export class Collector implements CollectorView {
   }
   documentsDropped(): ReadonlyMap<string, number> {
     return this.fleet.documentsDropped();
+  }
+  githubApps(): GitHubAppTelemetry | null {
+    return this.githubTelemetry?.apps ?? null;
   }
   brokerRefusals(): ReadonlyMap<string, number> {
     return this.broker?.refusalCounts ?? new Map();

@@ -2,6 +2,7 @@
 import type { Envelope, StateDocument } from "../shared/types.ts";
 import type { History } from "./history.ts";
 import type { PoolsDocument } from "./validate.ts";
+import type { GitHubAppTelemetry } from "../agent/telemetry.ts";
 
 export interface FleetRunner {
   /** KV key `<encoded host>.<encoded runner>`. */
@@ -67,6 +68,8 @@ export interface CollectorView {
   changes?(): number;
   /** Token requests the fleet broker refused since start, by reason (fleet/authz.ts REFUSAL_REASONS). */
   brokerRefusals?(): ReadonlyMap<string, number>;
+  /** The fleet poller's GitHub Apps (budget, failovers), while it runs with App credentials. */
+  githubApps?(): GitHubAppTelemetry | null;
 }
 
 export interface HostPools {

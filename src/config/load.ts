@@ -126,11 +126,21 @@ async function resolveGitHubAuth(runtime: Runtime, file: FileConfig, where: { fi
   }
   const auth = file.github.auth;
   if (!auth) return null;
-  if ("token" in auth) {
+  if (auth.token !== undefined) {
     return { kind: "token", token: await resolveSecret(runtime, auth.token, { file: where.file, path: "github.auth.token", baseDir: where.baseDir }) };
   }
-  const privateKey = await resolveSecret(runtime, auth.app.privateKey, { file: where.file, path: "github.auth.app.privateKey", baseDir: where.baseDir });
-  return { kind: "app", appId: auth.app.appId, privateKey, installationId: auth.app.installationId };
+  if (auth.apps) {
+    const apps = [];
+    for (const [i, a] of auth.apps.entries()) {
+      // `{ file }` keeps the secret-file bookkeeping (privsep refuses a key the runner's user can read).
+      const privateKey = await resolveSecret(runtime, { file: a.privateKeyFile }, { file: where.file, path: `github.auth.apps[${i}]`, key: `github.auth.apps[${i}].privateKeyFile`, baseDir: where.baseDir });
+      apps.push({ appId: a.appId, privateKey, installationId: a.installationId });
+    }
+    return { kind: "apps", apps };
+  }
+  const app = auth.app!;
+  const privateKey = await resolveSecret(runtime, app.privateKey, { file: where.file, path: "github.auth.app.privateKey", baseDir: where.baseDir });
+  return { kind: "app", appId: app.appId, privateKey, installationId: app.installationId };
 }
 
 /** nats.user/password when either is set, else the URL's. */
@@ -266,7 +276,7 @@ export async function loadConfig(runtime: Runtime, flags: CliFlags, options: Loa
       `no GitHub credentials: set GITHUB_TOKEN (a PAT with admin:org, or "Self-hosted runners: write") or GITHUB_APP_ID + GITHUB_APP_PRIVATE_KEY_FILE, or github.auth in ${located ? fileLabel : "a config file"}`,
     );
   }
-  if (auth?.kind === "app") {
+  if (auth?.kind === "app" || auth?.kind === "apps") {
     const i = runners.findIndex((r) => scopeKind(r.scope) === "enterprise");
     // An enterprise scope from --enterprise / RUNNER_ENTERPRISE is named as such: without a
     // config file "configuration: runners[0].scope" points at nothing the operator wrote.

@@ -91,12 +91,33 @@ const appAuth = z.strictObject({
   installationId: z.union([z.number().int().positive(), z.string().regex(/^\d+$/)]).transform(Number).optional(),
 });
 
+/**
+ * One of several Apps (`github.auth.apps`): the key from a file only, so no key is ever written
+ * into a config file that lists many of them. Calls spread over the Apps by remaining budget.
+ */
+const appsEntry = z.strictObject({
+  appId: appAuth.shape.appId,
+  privateKeyFile: z.string().min(1, "expected the path of the App's private key (.pem)"),
+  installationId: appAuth.shape.installationId,
+});
+
+/** A strict object with exactly one form, so a wrong field is named (a union would only say "no form matched"). */
+const authSchema = z
+  .strictObject({ token: secretRef.optional(), app: appAuth.optional(), apps: z.array(appsEntry).min(1, "expected at least one App: { appId, privateKeyFile }").optional() })
+  .superRefine((auth, ctx) => {
+    const given = (["token", "app", "apps"] as const).filter((k) => auth[k] !== undefined);
+    if (given.length !== 1) ctx.addIssue({ code: "custom", message: `give exactly one of token, app, apps${given.length ? ` (got ${given.join(" and ")})` : ""}` });
+    const seen = new Set<number>();
+    auth.apps?.forEach((a, i) => {
+      if (seen.has(a.appId)) ctx.addIssue({ code: "custom", path: ["apps", i, "appId"], message: `App ${a.appId} is listed twice: remove one entry` });
+      seen.add(a.appId);
+    });
+  });
+
 export const githubSchema = z.strictObject({
   url: z.string().url().default("https://github.com"),
   apiUrl: z.string().url().optional(),
-  auth: z
-    .union([z.strictObject({ token: secretRef }), z.strictObject({ app: appAuth })])
-    .optional(),
+  auth: authSchema.optional(),
   statusInterval: duration.default(1800),
   requestTimeout: duration.default(30),
 });

@@ -18,10 +18,11 @@ export const secretFiles = new Map<string, string>();
 export async function resolveSecret(
   runtime: Runtime,
   ref: SecretRef,
-  where: { file: string; path: string; baseDir: string },
+  /** `key`: the option's exact dotted path when it names a file itself (`apps[0].privateKeyFile`). */
+  where: { file: string; path: string; baseDir: string; key?: string },
 ): Promise<string> {
   // An environment variable that names a file (GITHUB_APP_PRIVATE_KEY_FILE) has no dotted path.
-  const at = (suffix: string) => (where.path ? `${where.file}: ${where.path}.${suffix}` : where.file);
+  const at = (suffix: string) => (where.key ? `${where.file}: ${where.key}` : where.path ? `${where.file}: ${where.path}.${suffix}` : where.file);
   let value: string;
   if (typeof ref === "string") {
     value = ref;

@@ -44,7 +44,9 @@ export interface PoolConfig {
 
 export type GitHubAuth =
   | { kind: "token"; token: string }
-  | { kind: "app"; appId: number; privateKey: string; installationId?: number };
+  | { kind: "app"; appId: number; privateKey: string; installationId?: number }
+  /** Several Apps (`github.auth.apps`), in the configured order (src/github/credentials.ts). */
+  | { kind: "apps"; apps: { appId: number; privateKey: string; installationId?: number }[] };
 
 export interface NatsConfig {
   servers: string[];

@@ -1,60 +1,25 @@
 /**
  * GitHub access through @octokit/core (`request` only: @octokit/rest's endpoint tables cost
- * memory for routes the agent never calls) with a PAT or a GitHub App. Library retries are off: the
- * agent's policy (retry.ts) decides. A wrapped `fetch` sees every request, including the App's
- * installation-token exchange, so every credential is registered for redaction and every
- * answer's rate-limit and Date headers are observed.
+ * memory for routes the agent never calls) with a PAT, a GitHub App or several Apps
+ * (credentials.ts picks one per call and sets aside one that is rate-limited or refused). Library
+ * retries are off: the agent's policy (retry.ts) decides. Every Octokit fetches through
+ * observed-fetch.ts, so every credential is registered for redaction and every answer observed.
  */
 import { Octokit } from "@octokit/core";
 import { createAppAuth } from "@octokit/auth-app";
 import { GitHubError, AbortedError, errorMessage } from "../shared/errors.ts";
 import { addSecret, redact } from "../shared/redact.ts";
 import { sleep } from "../shared/backoff.ts";
-import { scopeApiPath, type Scope } from "../shared/scope.ts";
+import { scopeApiPath, scopeKey, type Scope } from "../shared/scope.ts";
 import type { GitHubAuth } from "../config/types.ts";
 import { describeFailure } from "./describe.ts";
-import { isRateLimit, isRetryable, retryWaitSeconds, serverWaitSeconds, type FailedAttempt, type RetryPolicy } from "./retry.ts";
+import { CredentialPool, type Credential } from "./credentials.ts";
+import { observedFetch, TOKEN_LIFETIME_MS } from "./observed-fetch.ts";
+import { isRateLimit, isRetryable, rateLimitBackAt, retryWaitSeconds, serverWaitSeconds, type FailedAttempt, type RetryPolicy } from "./retry.ts";
 import { checkListPage, LIST_PAGE_SIZE, type RunnerListing } from "./runner-list.ts";
+import { toRunner, type ConditionalRunner, type FailoverReason, type GitHubObserver, type RawRunner, type RegistrationToken, type RunnerApiState } from "./types.ts";
 
-export interface RateLimitInfo {
-  limit: number;
-  remaining: number;
-  reset: number;
-  used: number;
-  resource: string;
-}
-
-export interface GitHubObserver {
-  request(endpoint: string, status: string): void;
-  rateLimit(info: RateLimitInfo): void;
-  /** Local clock minus the server's `Date`, when more than 60 s apart. */
-  clockSkew(seconds: number): void;
-  credentialExpiry(at: Date): void;
-  /** A retry is about to wait (for logging). */
-  retrying(endpoint: string, attempt: number, waitSeconds: number, reason: string): void;
-}
-
-export interface RunnerApiState {
-  id: number;
-  name: string;
-  status: "online" | "offline";
-  busy: boolean;
-  labels: string[];
-  /** Labels of type "custom" (hygiene compares them with runners[].labels); absent when not known. */
-  customLabels?: string[];
-  /** Labels of type "read-only" (set by config.sh: self-hosted, OS, architecture). */
-  readOnlyLabels?: string[];
-  /** `runner_group_id`, in newer API versions only. */
-  groupId?: number;
-}
-
-/** A conditional status read: unchanged (304), or the runner (null: 404) with its ETag. */
-export type ConditionalRunner = { notModified: true } | { notModified: false; runner: RunnerApiState | null; etag: string | null };
-
-export interface RegistrationToken {
-  token: string;
-  expiresAt: Date;
-}
+export type { ConditionalRunner, GitHubObserver, RateLimitInfo, RegistrationToken, RunnerApiState } from "./types.ts";
 
 export interface GitHubClientOptions {
   apiUrl: string;
@@ -68,49 +33,25 @@ export interface GitHubClientOptions {
 }
 
 type OctokitResponse<T> = { status: number; data: T; headers: Record<string, string | number | undefined> };
+type RequestFailure = { status?: number; response?: { headers: Record<string, string | undefined> }; request?: { url?: string } };
 
-const CLOCK_SKEW_LIMIT_SECONDS = 60;
-/** Registration and installation tokens live one hour at GitHub; used when no expiry is known. */
-const TOKEN_LIFETIME_MS = 3600_000;
-
-function requestPath(input: RequestInfo | URL): string {
-  const url = typeof input === "string" ? input : input instanceof URL ? input.href : input.url;
-  return url.replace(/[?#].*$/, "");
+/** A 401/403/404 from the App's JWT calls (installation lookup, token exchange): the App cannot act here. */
+function refusedAppAuth(err: unknown): boolean {
+  const e = err as RequestFailure;
+  const url = e.request?.url ?? "";
+  return [401, 403, 404].includes(e.status ?? 0) && /\/app\/installations\/[^/]+\/access_tokens$|\/installation$/.test(url.replace(/[?#].*$/, ""));
 }
 
 /**
- * When an App credential seen in a request stops mattering: a JWT says so itself (`exp`, at most
- * 10 minutes out); an installation token is registered from its exchange with the real expiry
- * first, so this guess (its one-hour lifetime from now) only covers a token we never saw minted.
+ * Why a failed attempt lets the same request go on through another credential, or null when it
+ * does not. Only answers that say GitHub did nothing qualify (a rate limit, a 401, a refused token
+ * exchange); a timeout never does, since a generate-jitconfig that went through answers 409 when sent again.
  */
-function shortLivedExpiry(credential: string, now: number): Date {
-  const parts = credential.split(".");
-  if (parts.length === 3) {
-    try {
-      const exp = (JSON.parse(atob(parts[1].replace(/-/g, "+").replace(/_/g, "/"))) as { exp?: unknown }).exp;
-      if (typeof exp === "number") return new Date(exp * 1000);
-    } catch {
-      // Not a JWT after all: fall through to the token lifetime.
-    }
-  }
-  return new Date(now + TOKEN_LIFETIME_MS);
-}
-
-type RawRunner = { id: number; name: string; status: string; busy: boolean; labels?: { name: string; type?: string }[]; runner_group_id?: number };
-
-function toRunner(raw: RawRunner): RunnerApiState {
-  const labels = raw.labels ?? [];
-  const typed = labels.every((l) => l.type === "custom" || l.type === "read-only");
-  return {
-    id: raw.id,
-    name: raw.name,
-    status: raw.status === "online" ? "online" : "offline",
-    busy: raw.busy,
-    labels: labels.map((l) => l.name),
-    // Only when every label says its type: an untyped answer must never look like "no custom labels".
-    ...(typed ? { customLabels: labels.filter((l) => l.type === "custom").map((l) => l.name), readOnlyLabels: labels.filter((l) => l.type === "read-only").map((l) => l.name) } : {}),
-    ...(typeof raw.runner_group_id === "number" ? { groupId: raw.runner_group_id } : {}),
-  };
+function failoverReason(failure: FailedAttempt, err: unknown): FailoverReason | null {
+  if (failure.network) return null;
+  if (isRateLimit(failure)) return "rate_limit";
+  if (failure.status === 401 || refusedAppAuth(err)) return "revoked";
+  return null;
 }
 
 export class GitHubClient {
@@ -118,103 +59,67 @@ export class GitHubClient {
   /** The last `?name=` answer per scope and name, with its ETag (conditional re-reads). */
   private readonly byName = new Map<string, { etag: string; runners: RunnerApiState[] }>();
   private readonly now: () => number;
+  private readonly pool: CredentialPool;
 
   constructor(private readonly options: GitHubClientOptions) {
     this.now = options.now ?? Date.now;
-    if (options.auth.kind === "token") addSecret(options.auth.token);
-    else addSecret(options.auth.privateKey);
+    this.pool = new CredentialPool(options.auth);
+    for (const c of this.pool.all) addSecret(c.token ?? c.app!.privateKey);
+    const appIds = this.pool.all.flatMap((c) => (c.app ? [c.app.appId] : []));
+    if (appIds.length) options.observer.appsConfigured?.(appIds);
   }
 
-  private observedFetch(): typeof fetch {
-    const base = this.options.fetch ?? fetch;
-    return (async (input: RequestInfo | URL, init?: RequestInit) => {
-      const authorization = new Headers(init?.headers).get("authorization");
-      if (authorization) {
-        const credential = authorization.replace(/^(token|bearer)\s+/i, "");
-        // With a PAT this is the PAT (long-lived); with an App, a JWT or an installation token.
-        addSecret(credential, this.options.auth.kind === "token" ? null : shortLivedExpiry(credential, this.now()));
-      }
-      const response = await base(input, init);
-      this.observeHeaders(response.headers);
-      if (response.ok && /\/app\/installations\/[^/]+\/access_tokens$/.test(requestPath(input))) await this.observeInstallationToken(response);
-      return response;
-    }) as typeof fetch;
-  }
-
-  /** Registers a new installation token with its real expiry, before any request carries it. */
-  private async observeInstallationToken(response: Response): Promise<void> {
-    try {
-      const data = (await response.clone().json()) as { token?: unknown; expires_at?: unknown };
-      if (typeof data.token === "string" && typeof data.expires_at === "string") addSecret(data.token, new Date(data.expires_at));
-    } catch {
-      // Not JSON: auth-app fails on it too, and no token was handed out.
-    }
-  }
-
-  private observeHeaders(headers: Headers): void {
-    const { observer } = this.options;
-    const remaining = headers.get("x-ratelimit-remaining");
-    if (remaining !== null) {
-      observer.rateLimit({
-        limit: Number(headers.get("x-ratelimit-limit") ?? 0),
-        remaining: Number(remaining),
-        reset: Number(headers.get("x-ratelimit-reset") ?? 0),
-        used: Number(headers.get("x-ratelimit-used") ?? 0),
-        resource: headers.get("x-ratelimit-resource") ?? "core",
-      });
-    }
-    const date = headers.get("date");
-    if (date) {
-      const server = Date.parse(date);
-      // The Date header has one-second resolution: compare whole seconds.
-      const skew = Math.round((this.now() - server) / 1000);
-      if (Number.isFinite(server) && Math.abs(skew) > CLOCK_SKEW_LIMIT_SECONDS) observer.clockSkew(skew);
-    }
-    const expiry = headers.get("github-authentication-token-expiration");
-    if (expiry) {
-      const at = Date.parse(expiry.replace(" UTC", "Z").replace(" ", "T"));
-      if (Number.isFinite(at)) observer.credentialExpiry(new Date(at));
-    }
-  }
-
-  private newOctokit(auth: unknown, authStrategy?: unknown): Octokit {
+  private newOctokit(credential: Credential, auth: unknown, budgetKey: string | null): Octokit {
     const silent = () => {};
+    const app = credential.app;
+    const fetch = observedFetch({
+      base: this.options.fetch ?? globalThis.fetch,
+      observer: this.options.observer,
+      now: this.now,
+      longLived: !app,
+      budget:
+        budgetKey === null
+          ? undefined
+          : (info) => {
+              credential.observeBudget(budgetKey, info);
+              if (app) this.options.observer.appRateLimit?.(app.appId, info);
+            },
+    });
     return new Octokit({
       baseUrl: this.options.apiUrl,
       userAgent: this.options.userAgent,
       auth: auth as string,
-      ...(authStrategy ? { authStrategy: authStrategy as never } : {}),
-      request: { fetch: this.observedFetch() },
+      ...(app ? { authStrategy: createAppAuth as never } : {}),
+      request: { fetch },
       log: { debug: silent, info: silent, warn: silent, error: silent },
     });
   }
 
-  /** One Octokit per scope for App auth (installation ids differ per org/repo), one for a PAT. */
-  private octokitFor(scope: Scope, signal: AbortSignal): Promise<Octokit> {
-    const auth = this.options.auth;
-    if (auth.kind === "token") {
-      const key = "token";
-      if (!this.octokits.has(key)) this.octokits.set(key, Promise.resolve(this.newOctokit(auth.token)));
-      return this.octokits.get(key)!;
-    }
-    const key = auth.installationId ? "app" : `app:${scopeApiPath(scope)}`;
-    let found = this.octokits.get(key);
-    if (!found) {
+  /** One Octokit per credential and installation key (installation ids differ per org/repo). */
+  private octokitFor(credential: Credential, scope: Scope | undefined, signal: AbortSignal): Promise<Octokit> {
+    const budgetKey = credential.key(scope);
+    const cacheKey = `${this.pool.all.indexOf(credential)}\u0000${budgetKey}`;
+    let found = this.octokits.get(cacheKey);
+    if (found) return found;
+    const app = credential.app;
+    if (!app) {
+      found = Promise.resolve(this.newOctokit(credential, credential.token, budgetKey));
+    } else {
       found = (async () => {
-        let installationId = auth.installationId;
+        let installationId = app.installationId;
         if (!installationId) {
-          const appOctokit = this.newOctokit({ appId: auth.appId, privateKey: auth.privateKey }, createAppAuth);
-          const res = await this.call("installation", scope, signal, () =>
-            appOctokit.request(`GET ${scopeApiPath(scope)}/installation`, { request: { signal: this.attemptSignal(signal) } }) as Promise<OctokitResponse<{ id: number }>>,
-          );
+          if (!scope) throw new GitHubError(`${credential.label} has no installationId and the call names no scope to look it up`, { endpoint: "installation", retryable: false });
+          const appOctokit = this.newOctokit(credential, { appId: app.appId, privateKey: app.privateKey }, null);
+          // Pinned to this App: its installation, not another App's, is what is looked up.
+          const res = await this.call("installation", scope, signal, (o) => o.request(`GET ${scopeApiPath(scope)}/installation`, { request: { signal: this.attemptSignal(signal) } }) as Promise<OctokitResponse<{ id: number }>>, [], this.options.retry, appOctokit);
           installationId = res.data.id;
         }
         // auth-app caches the installation token and renews it before its one-hour expiry.
-        return this.newOctokit({ appId: auth.appId, privateKey: auth.privateKey, installationId }, createAppAuth);
+        return this.newOctokit(credential, { appId: app.appId, privateKey: app.privateKey, installationId }, budgetKey);
       })();
-      found.catch(() => this.octokits.delete(key));
-      this.octokits.set(key, found);
+      found.catch(() => this.octokits.delete(cacheKey));
     }
+    this.octokits.set(cacheKey, found);
     return found;
   }
 
@@ -222,31 +127,91 @@ export class GitHubClient {
     return AbortSignal.any([passSignal, AbortSignal.timeout(this.options.requestTimeout * 1000)]);
   }
 
-  /** Runs one logical call under the retry policy; `endpoint` labels metrics and messages. */
+  /** Every credential is set aside for `scope`: one line naming them and when the first returns. */
+  private allSetAside(endpoint: string, scope: Scope | undefined, back: { atMs: number; credential: Credential; reason: FailoverReason }, cause: unknown): GitHubError {
+    const names = this.pool.all.map((c) => c.app?.appId ?? "token").join(", ");
+    const where = `${endpoint}${scope ? ` for ${scopeKey(scope)}` : ""}`;
+    const inSeconds = Math.max(0, Math.ceil((back.atMs - this.now()) / 1000));
+    const why = back.reason === "rate_limit" ? "its rate-limit budget returns" : "it is tried again";
+    return new GitHubError(
+      `every GitHub App (${names}) is rate-limited or refused on ${where}: the first back is ${back.credential.label}, at ${new Date(back.atMs).toISOString()} (in ${inSeconds}s) when ${why}: the pass records a failure; add an App or check the Apps' installations`,
+      { status: (cause as RequestFailure | undefined)?.status, endpoint, retryable: true },
+      { cause },
+    );
+  }
+
+  /**
+   * Runs one logical call under the retry policy; `endpoint` labels metrics and messages. Each
+   * attempt goes through the credential the pool picks; with several, an answer that says GitHub
+   * did nothing (failoverReason) sets that one aside and the same request goes at once through
+   * the next, without counting as an attempt. `pinned` sends through one Octokit only.
+   */
   private async call<T>(
     endpoint: string,
     scope: Scope | undefined,
     signal: AbortSignal,
-    attemptFn: () => Promise<OctokitResponse<T>>,
+    send: (octokit: Octokit) => Promise<OctokitResponse<T>>,
     /** Answers that are results, not failures (404 for a runner lookup, 304 for a conditional list). */
     accept: number[] = [],
     policy: RetryPolicy = this.options.retry,
+    pinned?: Octokit,
   ): Promise<OctokitResponse<T>> {
-    for (let attempt = 1; ; attempt++) {
+    // Bounded even if a credential keeps coming back at once (a reset already past).
+    let failovers = 0;
+    let lastError: unknown;
+    for (let attempt = 1; ; ) {
       if (signal.aborted) throw new AbortedError();
+      const credential = pinned ? null : this.pool.pick(scope, this.now());
+      if (!pinned && !credential) {
+        const back = this.pool.firstBack(scope, this.now())!;
+        const wait = (back.atMs - this.now()) / 1000;
+        // Waiting helps a budget that returns soon; a refused App is only tried again by a later call.
+        if (back.reason !== "rate_limit" || attempt >= policy.maxRetries || wait > policy.maxRetryWait) throw this.allSetAside(endpoint, scope, back, lastError);
+        this.options.observer.retrying(endpoint, attempt, wait, `every GitHub App set aside until ${new Date(back.atMs).toISOString()}`);
+        attempt++;
+        try {
+          await sleep(wait * 1000, signal);
+        } catch {
+          throw new AbortedError("stopped by signal while waiting to retry GitHub");
+        }
+        continue;
+      }
+      let octokit: Octokit;
+      try {
+        octokit = pinned ?? (await this.octokitFor(credential!, scope, signal));
+      } catch (err) {
+        // The installation lookup failed under its own retries: 401/403/404 means this App cannot act here.
+        const status = (err as GitHubError).status;
+        if (this.pool.several && credential && [401, 403, 404].includes(status ?? 0) && failovers < 2 * this.pool.all.length) {
+          failovers++;
+          lastError = err;
+          this.failOver(credential, scope, endpoint, "revoked", null);
+          continue;
+        }
+        throw err;
+      }
       let failure: FailedAttempt;
       let message: string;
       try {
-        const res = await attemptFn();
+        const res = await send(octokit);
         this.options.observer.request(endpoint, String(res.status));
+        credential?.answered(scope);
         return res;
       } catch (err) {
         if (signal.aborted) throw new AbortedError("stopped by signal during a GitHub call", { cause: err });
-        const e = err as { status?: number; response?: { headers: Record<string, string | undefined> }; name?: string };
+        const e = err as RequestFailure;
         const network = !e.response;
         failure = { status: network ? undefined : e.status, headers: e.response?.headers, network };
         this.options.observer.request(endpoint, network ? "error" : String(e.status));
-        if (failure.status !== undefined && accept.includes(failure.status)) return { status: failure.status, data: undefined as T, headers: (e.response?.headers ?? {}) as Record<string, string> };
+        const reason = failoverReason(failure, err);
+        if (reason && credential && this.pool.several && failovers < 2 * this.pool.all.length) {
+          failovers++;
+          lastError = err;
+          this.failOver(credential, scope, endpoint, reason, reason === "rate_limit" ? rateLimitBackAt(failure, this.now()) : null);
+          continue;
+        }
+        // A refused token exchange is never an answer to the call itself (a 404 there is not "no runner").
+        if (failure.status !== undefined && accept.includes(failure.status) && !refusedAppAuth(err)) return { status: failure.status, data: undefined as T, headers: (e.response?.headers ?? {}) as Record<string, string> };
         message = redact(network && /timeout|aborted/i.test(errorMessage(err)) ? `no answer within github.requestTimeout (${this.options.requestTimeout}s)` : errorMessage(err));
         const retryable = isRetryable(failure);
         const details = { status: failure.status, network, message, endpoint, scope, rateLimited: isRateLimit(failure), attempts: attempt };
@@ -259,6 +224,7 @@ export class GitHubClient {
           throw new GitHubError(describeFailure({ ...details, gaveUpWaitSeconds: asked }), { status: failure.status, endpoint, retryable: true }, { cause: err });
         }
         this.options.observer.retrying(endpoint, attempt, wait, network ? message : `HTTP ${failure.status}`);
+        attempt++;
         try {
           await sleep(wait * 1000, signal);
         } catch {
@@ -266,6 +232,13 @@ export class GitHubClient {
         }
       }
     }
+  }
+
+  /** Sets `credential` aside for `scope` and tells the observer which App takes the request on. */
+  private failOver(credential: Credential, scope: Scope | undefined, endpoint: string, reason: FailoverReason, untilMs: number | null): void {
+    credential.putAside(scope, reason, this.now(), untilMs);
+    const next = this.pool.pick(scope, this.now());
+    if (credential.app) this.options.observer.failover?.(credential.app.appId, next?.app?.appId ?? 0, endpoint, reason);
   }
 
   /**
@@ -281,13 +254,12 @@ export class GitHubClient {
     signal: AbortSignal,
     options: { accept?: number[]; retry?: boolean } = {},
   ): Promise<{ status: number; data: T }> {
-    const octokit = await this.octokitFor(scope, signal);
     const policy = options.retry === false ? { ...this.options.retry, maxRetries: 1 } : this.options.retry;
     const res = await this.call(
       endpoint,
       scope,
       signal,
-      () => octokit.request(route.replace("{scope}", scopeApiPath(scope)), { ...params, request: { signal: this.attemptSignal(signal) } }) as Promise<OctokitResponse<T>>,
+      (octokit) => octokit.request(route.replace("{scope}", scopeApiPath(scope)), { ...params, request: { signal: this.attemptSignal(signal) } }) as Promise<OctokitResponse<T>>,
       options.accept ?? [],
       policy,
     );
@@ -295,8 +267,7 @@ export class GitHubClient {
   }
 
   async mintRegistrationToken(scope: Scope, signal: AbortSignal): Promise<RegistrationToken> {
-    const octokit = await this.octokitFor(scope, signal);
-    const res = await this.call("registration-token", scope, signal, () =>
+    const res = await this.call("registration-token", scope, signal, (octokit) =>
       octokit.request(`POST ${scopeApiPath(scope)}/actions/runners/registration-token`, { request: { signal: this.attemptSignal(signal) } }) as Promise<OctokitResponse<{ token?: string; expires_at?: string }>>,
     );
     const { token, expires_at: expiresAtRaw } = res.data ?? {};
@@ -319,8 +290,7 @@ export class GitHubClient {
    * statuses that are answers, not failures (304 for a conditional GET, 404 for a lookup).
    */
   async rest<T>(endpoint: string, scope: Scope, route: string, params: Record<string, unknown>, signal: AbortSignal, accept: number[] = []): Promise<OctokitResponse<T>> {
-    const octokit = await this.octokitFor(scope, signal);
-    return this.call(endpoint, scope, signal, () => octokit.request(route, { ...params, request: { signal: this.attemptSignal(signal) } }) as Promise<OctokitResponse<T>>, accept);
+    return this.call(endpoint, scope, signal, (octokit) => octokit.request(route, { ...params, request: { signal: this.attemptSignal(signal) } }) as Promise<OctokitResponse<T>>, accept);
   }
 
   /** The runner by id, or null when GitHub answers 404 (the caller decides whether to trust it). */
@@ -334,13 +304,12 @@ export class GitHubClient {
    * the runner is as that answer said, and costs nothing against GitHub's primary rate limit.
    */
   async getRunnerConditional(scope: Scope, id: number, signal: AbortSignal, etag?: string | null): Promise<ConditionalRunner> {
-    const octokit = await this.octokitFor(scope, signal);
     const headers = etag ? { "if-none-match": etag } : {};
     const res = await this.call(
       "runner",
       scope,
       signal,
-      () => octokit.request(`GET ${scopeApiPath(scope)}/actions/runners/{runner_id}`, { runner_id: id, headers, request: { signal: this.attemptSignal(signal) } }) as Promise<OctokitResponse<RawRunner>>,
+      (octokit) => octokit.request(`GET ${scopeApiPath(scope)}/actions/runners/{runner_id}`, { runner_id: id, headers, request: { signal: this.attemptSignal(signal) } }) as Promise<OctokitResponse<RawRunner>>,
       etag ? [404, 304] : [404],
     );
     if (res.status === 304) return { notModified: true };
@@ -353,7 +322,6 @@ export class GitHubClient {
    * Conditional on the last answer for that name (kept in this process): a 304 is free.
    */
   async findRunnersByName(scope: Scope, name: string, signal: AbortSignal): Promise<RunnerApiState[]> {
-    const octokit = await this.octokitFor(scope, signal);
     const key = `${scopeApiPath(scope)}\u0000${name}`;
     const known = this.byName.get(key);
     const headers = known ? { "if-none-match": known.etag } : {};
@@ -361,7 +329,7 @@ export class GitHubClient {
       "runners-list",
       scope,
       signal,
-      () =>
+      (octokit) =>
         octokit.request(`GET ${scopeApiPath(scope)}/actions/runners`, { name, per_page: 100, headers, request: { signal: this.attemptSignal(signal) } }) as Promise<
           OctokitResponse<{ runners: RawRunner[] }>
         >,
@@ -385,7 +353,6 @@ export class GitHubClient {
    * says whether it is `complete` (runner-list.ts: churn between pages can skip a live runner).
    */
   async listRunners(scope: Scope, signal: AbortSignal, etag?: string): Promise<RunnerListing> {
-    const octokit = await this.octokitFor(scope, signal);
     const byId = new Map<number, RunnerApiState>();
     const totals = new Set<number>();
     let firstEtag: string | null = null;
@@ -395,7 +362,7 @@ export class GitHubClient {
         "runners-list",
         scope,
         signal,
-        () =>
+        (octokit) =>
           octokit.request(`GET ${scopeApiPath(scope)}/actions/runners`, { per_page: LIST_PAGE_SIZE, page, headers, request: { signal: this.attemptSignal(signal) } }) as Promise<
             OctokitResponse<unknown>
           >,

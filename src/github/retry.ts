@@ -65,3 +65,17 @@ export function retryWaitSeconds(attempt: FailedAttempt, attemptNumber: number, 
   }
   return backoff;
 }
+
+/**
+ * When a rate-limited credential has budget again (epoch ms): `retry-after` when given, else the
+ * exact `x-ratelimit-reset` of a spent budget, else null (a secondary limit without a hint).
+ */
+export function rateLimitBackAt(attempt: FailedAttempt, nowMs: number): number | null {
+  const h = attempt.headers ?? {};
+  if (h["retry-after"] === undefined && h["x-ratelimit-remaining"] === "0" && h["x-ratelimit-reset"]) {
+    const reset = Number(h["x-ratelimit-reset"]);
+    if (Number.isFinite(reset) && reset > 0) return reset * 1000;
+  }
+  const asked = serverWaitSeconds(attempt, nowMs);
+  return asked === null ? null : nowMs + asked * 1000;
+}

@@ -16,6 +16,7 @@ import { scopeKey } from "../shared/scope.ts";
 import type { MetricsDocument, RunnerReport } from "../shared/types.ts";
 import { REGISTRATION_REASONS, type AgentTelemetry } from "../agent/telemetry.ts";
 import { registerHygieneMetrics } from "../hygiene/metrics.ts";
+import { registerGitHubAppMetrics } from "./github-app-metrics.ts";
 
 export const PROMETHEUS_CONTENT_TYPE = "text/plain; version=0.0.4; charset=utf-8";
 
@@ -226,6 +227,7 @@ export function createAgentRegistry(source: AgentHttpSource): { registry: Regist
   });
 
   registerHygieneMetrics(registers, source.runners, telemetry.hygiene);
+  registerGitHubAppMetrics(registers, () => telemetry.apps);
 
   return { registry, close: () => void unsubscribe() };
 }

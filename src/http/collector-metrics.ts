@@ -10,6 +10,7 @@ import { scopeKey } from "../shared/scope.ts";
 import { EVENT_TYPES, type RunnerStatus } from "../shared/types.ts";
 import { EVENT_COUNT_EXTRAS, STATE_DROP_REASONS, eventTypeLabel } from "../collector/validate.ts";
 import { REFUSAL_REASONS, type RefusalReason } from "../fleet/authz.ts";
+import { registerGitHubAppMetrics } from "./github-app-metrics.ts";
 
 /** `stale` is the collector's own status: a silent agent's last report no longer says much. */
 export const FLEET_STATUSES = ["ok", "refreshing", "deferred_busy", "failing", "unregistered", "held", "stale"] as const;
@@ -199,6 +200,8 @@ export function createCollectorRegistry(view: CollectorView): Registry {
       for (const [reason, n] of counts) this.inc({ reason }, Math.max(0, n));
     },
   });
+
+  registerGitHubAppMetrics(registers, () => view.githubApps?.() ?? null);
 
   new Gauge({
     name: "runner_token_collector_alerts_firing",

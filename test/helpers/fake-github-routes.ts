@@ -4,6 +4,7 @@ import type { Context, Hono } from "hono";
 import type { HttpBindings } from "@hono/node-server";
 import type { FakeGitHub, FakeRoute, FakeRunner, FakeScope } from "./fake-github.ts";
 import { classifyHygieneRoute, registerHygieneRoutes } from "./fake-github-hygiene.ts";
+import { registerAppRoutes } from "./fake-github-apps.ts";
 
 export type FakeEnv = { Bindings: HttpBindings };
 type Ctx = Context<FakeEnv>;
@@ -182,67 +183,6 @@ export function registerRoutes(app: Hono<FakeEnv>, s: FakeState): void {
   registerAppRoutes(app, s);
   registerControlRoutes(app, s);
   app.notFound((c) => s.json(`${c.req.method} ${c.req.path}`, 404, errorBody("Not Found", 404)));
-}
-
-function registerAppRoutes(app: Hono<FakeEnv>, s: FakeState): void {
-  const installation = (c: Ctx, login: string, targetType: string) => {
-    const jwt = checkJwt(c.req.header("authorization"), s.nowMs() / 1000);
-    if ("error" in jwt) return s.json(`GET ${c.req.path}`, 401, errorBody(jwt.error, 401));
-    return s.json(`GET ${c.req.path}`, 200, {
-      id: INSTALLATION_ID,
-      account: { login, type: targetType },
-      app_id: jwt.appId,
-      target_type: targetType,
-      permissions: { organization_self_hosted_runners: "write", administration: "write" },
-      repository_selection: "all",
-    });
-  };
-  app.get("/orgs/:org/installation", (c) => installation(c, c.req.param("org"), "Organization"));
-  app.get("/repos/:owner/:repo/installation", (c) => installation(c, c.req.param("owner"), "User"));
-
-  app.post("/app/installations/:id/access_tokens", (c) => {
-    const op = `POST /app/installations/{installation_id}/access_tokens`;
-    const jwt = checkJwt(c.req.header("authorization"), s.nowMs() / 1000);
-    if ("error" in jwt) return s.json(op, 401, errorBody(jwt.error, 401));
-    if (c.req.param("id") !== String(INSTALLATION_ID)) return s.json(op, 404, errorBody("Not Found", 404));
-    const token = `ghs_${randomAlnum(36)}`;
-    const expiresAtMs = s.nowMs() + 3600_000;
-    s.installationTokens.set(token, expiresAtMs);
-    return s.json(op, 201, {
-      token,
-      expires_at: new Date(Math.floor(expiresAtMs / 1000) * 1000).toISOString().replace(".000Z", "Z"),
-      permissions: { organization_self_hosted_runners: "write", administration: "write" },
-      repository_selection: "all",
-    });
-  });
-}
-
-/**
- * Accepts any three-part token; when the payload decodes, enforces GitHub's claim rules with the
- * exact messages @octokit/auth-app keys its clock-skew retry on.
- */
-function checkJwt(header: string | undefined, nowSec: number): { appId: number } | { error: string } {
-  const m = /^Bearer\s+(\S+)$/i.exec(header ?? "");
-  const parts = m ? m[1].split(".") : [];
-  if (parts.length !== 3) return { error: "A JSON web token could not be decoded" };
-  let claims: { iat?: unknown; exp?: unknown; iss?: unknown } = {};
-  try {
-    claims = JSON.parse(Buffer.from(parts[1], "base64url").toString("utf8"));
-  } catch {
-    // not a decodable payload: the brief only asks for the shape
-  }
-  const { iat, exp } = claims;
-  if (typeof iat === "number" && iat > nowSec + 5) {
-    return { error: "'Issued at' claim ('iat') must be an Integer representing the time that the assertion was issued" };
-  }
-  if (typeof exp === "number" && exp <= nowSec) {
-    return { error: "'Expiration time' claim ('exp') must be a numeric value representing the future time at which the assertion expires" };
-  }
-  if (typeof exp === "number" && exp > nowSec + 600 + 5) {
-    return { error: "'Expiration time' claim ('exp') is too far in the future" };
-  }
-  const appId = Number(claims.iss);
-  return { appId: Number.isInteger(appId) && appId > 0 ? appId : 1 };
 }
 
 /** Stand-ins for what the runner itself does against GitHub's internal (non-REST) endpoints. */

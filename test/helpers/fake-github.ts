@@ -15,6 +15,9 @@ import {
   registerRoutes,
 } from "./fake-github-routes.ts";
 import type { FakeEnv, FakeState, IssuedToken } from "./fake-github-routes.ts";
+import { appOfToken, budgetFor, newFakeApp, type AddAppOptions, type FakeApp } from "./fake-github-apps.ts";
+
+export type { FakeApp } from "./fake-github-apps.ts";
 
 export type FakeScope = string; // "org:NAME" | "repo:OWNER/NAME" | "enterprise:SLUG"
 export interface FakeRunner {
@@ -50,10 +53,19 @@ export interface FakeGitHub {
   patExpiry: string | null;
   /** Primary rate limit; set `remaining` to 0 to make every call answer 403 like GitHub does. */
   rateLimit: { limit: number; remaining: number; reset: number };
+  /**
+   * A GitHub App with its own installation (id `5000 + appId` unless given) and budget: calls with
+   * its installation tokens are charged to `app.rateLimit`, not the shared one; `app.revoked`
+   * makes its JWT and tokens answer 401, `app.suspended` its token exchange 403.
+   */
+  addApp(appId: number, options?: AddAppOptions): FakeApp;
+  apps: Map<number, FakeApp>;
+  /** Installation token → the installation it was minted for (which App carried a call). */
+  tokenInstallation: Map<string, number>;
   inject(route: FakeRoute, ...responses: FakeResponse[]): void;
   /**
    * Runs `hook` when a request of `route` arrives, before it is answered (and before any injected
-   * fault): a test changes GitHub between two requests, e.g. removes a runner between page 1 and
+   * fault, and before it is charged to a rate-limit budget): a test changes GitHub between two requests, e.g. removes a runner between page 1 and
    * page 2 of a listing. Returns a function that removes the hook.
    */
   onRequest(route: FakeRoute, hook: (request: FakeRequest) => void | Promise<void>): () => void;
@@ -108,6 +120,9 @@ export async function startFakeGitHub(opts: StartFakeGitHubOptions = {}): Promis
     mintedTokens: [],
     mintedRemoveTokens: [],
     installationTokens: new Map(),
+    tokenInstallation: new Map(),
+    apps: new Map(),
+    addApp: (appId, options) => newFakeApp(s, appId, options),
     issued: new Map<string, IssuedToken>(),
     tokenTtlSeconds: opts.tokenTtlSeconds ?? 3600,
     pat: opts.pat ?? `ghp_${randomAlnum(36)}`,
@@ -210,11 +225,10 @@ export async function startFakeGitHub(opts: StartFakeGitHubOptions = {}): Promis
       sleepers.add(wake);
     });
 
-  const decorate = (res: Response, requestId: string): Response => {
+  const decorate = (res: Response, requestId: string, rl: FakeApp["rateLimit"]): Response => {
     const put = (k: string, v: string) => {
       if (!res.headers.has(k)) res.headers.set(k, v);
     };
-    const rl = s.rateLimit;
     put("x-ratelimit-limit", String(rl.limit));
     put("x-ratelimit-remaining", String(rl.remaining));
     put("x-ratelimit-reset", String(rl.reset));
@@ -232,6 +246,7 @@ export async function startFakeGitHub(opts: StartFakeGitHubOptions = {}): Promis
     const m = /^(token|bearer)\s+(\S+)$/i.exec(header ?? "");
     if (!m) return false;
     if (m[2] === s.pat) return true;
+    if (appOfToken(s, header)?.revoked) return false;
     const exp = s.installationTokens.get(m[2]);
     return exp !== undefined && exp > s.nowMs();
   };
@@ -250,13 +265,15 @@ export async function startFakeGitHub(opts: StartFakeGitHubOptions = {}): Promis
     };
     s.calls.push(call);
     const requestId = randomAlnum(8, "0123456789ABCDEF") + ":" + randomAlnum(8, "0123456789ABCDEF");
-    const exhausted = s.rateLimit.remaining <= 0;
-    if (!exhausted) s.rateLimit.remaining--;
-
     const route = classifyRoute(method, url.pathname);
     for (const h of [...hooks]) {
       if (h.route === "any" || h.route === route) await h.hook({ method, path: url.pathname, query: url.searchParams, route });
     }
+    // After the hooks, so a hook can spend a budget before the request it sees is charged.
+    // Charged to the installation of the App whose token it carries, else to the shared budget.
+    const budget = budgetFor(s, call.auth);
+    const exhausted = budget.rateLimit.remaining <= 0;
+    if (!exhausted) budget.rateLimit.remaining--;
     const queued = (route && injected.get(route)?.length ? injected.get(route) : injected.get("any")) ?? [];
     const fault = queued.shift();
     if (fault) {
@@ -272,13 +289,13 @@ export async function startFakeGitHub(opts: StartFakeGitHubOptions = {}): Promis
         headers.set("content-type", isText ? "text/plain; charset=utf-8" : "application/json; charset=utf-8");
       }
       call.status = fault.status;
-      return decorate(new Response(body, { status: fault.status, headers }), requestId);
+      return decorate(new Response(body, { status: fault.status, headers }), requestId, budget.rateLimit);
     }
 
     let res: Response;
     if (exhausted) {
       res = s.json(`${method} ${url.pathname}`, 403, errorBody(
-        "API rate limit exceeded for user ID 1. If you reach out to GitHub Support for help, please include the request ID " + requestId + ".",
+        `API rate limit exceeded for ${budget.who}. If you reach out to GitHub Support for help, please include the request ID ${requestId}.`,
         403,
         "https://docs.github.com/rest/overview/rate-limits-for-the-rest-api",
       ));
@@ -290,8 +307,8 @@ export async function startFakeGitHub(opts: StartFakeGitHubOptions = {}): Promis
     }
     call.status = res.status;
     // GitHub does not count a 304 to a conditional request against the primary rate limit.
-    if (res.status === 304 && !exhausted) s.rateLimit.remaining++;
-    return decorate(res, requestId);
+    if (res.status === 304 && !exhausted) budget.rateLimit.remaining++;
+    return decorate(res, requestId, budget.rateLimit);
   });
   app.onError((err) => {
     s.schemaErrors.push(`fake github handler threw: ${err instanceof Error ? err.stack : String(err)}`);
