@@ -181,7 +181,7 @@ export class FleetState {
    */
   alerts(nowMs: number): CollectorAlert[] {
     this.changedAlerts(nowMs);
-    for (const [key, e] of this.entries) this.rules.update(key, e, nowMs);
+    for (const e of this.entries.values()) this.rules.update(e.key, e, nowMs);
     return this.rules.list();
   }
 
