@@ -225,24 +225,48 @@ export class Collector implements CollectorView {
   /**
    * A state change is evaluated within STATE_EVALUATE_DELAY_MS (batched), so an agent's third
    * failure pages in well under a second instead of waiting for the next periodic evaluation.
+   * Such an evaluation looks only at the runners that changed; the periodic one at every runner
+   * (silence and expiry come with time alone).
    */
   private scheduleEvaluate(): void {
     if (this.evaluateTimer || this.stop.signal.aborted) return;
     this.evaluateTimer = setTimeout(() => {
       this.evaluateTimer = null;
-      void this.evaluate();
+      void this.evaluate(false);
     }, STATE_EVALUATE_DELAY_MS);
   }
 
-  /** Runs the rules once (serialised: the alert engine must never see two evaluations at once). */
-  evaluate(): Promise<CollectorAlert[]> {
-    const run = this.evaluating.then(() => this.evaluateNow());
+  /**
+   * Runs the rules once, over every runner unless `everyRunner` is false (serialised: the alert
+   * engine must never see two evaluations at once).
+   */
+  evaluate(everyRunner = true): Promise<CollectorAlert[]> {
+    const run = this.evaluating.then(() => this.evaluateNow(everyRunner));
     this.evaluating = run.catch(() => {});
     return run;
   }
 
-  private async evaluateNow(): Promise<CollectorAlert[]> {
-    const next = this.fleet.alerts(this.now());
+  private async evaluateNow(everyRunner: boolean): Promise<CollectorAlert[]> {
+    const next = everyRunner ? this.fleet.alerts(this.now()) : this.fleet.changedAlerts(this.now());
+    // The same list as last time: nothing fired or resolved. The alert engine still hears the
+    // periodic evaluation (its reminders and owed resolves go by time).
+    const same = next === this.current;
+    if (!same) this.transitions(next);
+    this.current = next;
+    this.hist.sample("alerts_firing", next.length);
+    this.samplePools();
+    if (this.alertHost && this.leader && (!same || everyRunner)) {
+      try {
+        await this.alertHost.evaluate(next.map((a) => ({ key: a.key, rule: a.rule, host: a.host, runner: a.runner, scope: a.scope, severity: a.severity, summary: a.summary, details: a.details, state: "firing" as const })));
+      } catch (err) {
+        this.options.log.error(`alert engine failed: ${errorMessage(err)}`);
+      }
+    }
+    return next;
+  }
+
+  /** Logs and records what fired and resolved between the current list and `next`. */
+  private transitions(next: CollectorAlert[]): void {
     const before = new Set(this.current.map((a) => a.key));
     const after = new Set(next.map((a) => a.key));
     const at = new Date(this.now()).toISOString();
@@ -258,17 +282,6 @@ export class Collector implements CollectorView {
       this.hist.alertChanged({ key: a.key, rule: a.rule, host: a.host, runner: a.runner, state: "resolved", at, summary: a.summary, firedSeconds });
     }
     if (next.length !== this.current.length || next.some((a) => !before.has(a.key))) this.changed();
-    this.current = next;
-    this.hist.sample("alerts_firing", next.length);
-    this.samplePools();
-    if (this.alertHost && this.leader) {
-      try {
-        await this.alertHost.evaluate(next.map((a) => ({ key: a.key, rule: a.rule, host: a.host, runner: a.runner, scope: a.scope, severity: a.severity, summary: a.summary, details: a.details, state: "firing" as const })));
-      } catch (err) {
-        this.options.log.error(`alert engine failed: ${errorMessage(err)}`);
-      }
-    }
-    return next;
   }
 
   /** Pool runners idle and busy across the fleet, kept as the chart's per-bucket maximum. */
@@ -293,7 +306,7 @@ export class Collector implements CollectorView {
     return this.changeCount;
   }
   runner(host: string, runner: string): FleetRunner | undefined {
-    return this.runners().find((r) => r.host === host && r.runner === runner);
+    return this.fleet.runner(host, runner, this.now());
   }
   async events(query: EventQuery): Promise<Envelope[]> {
     if (!this.nc || !this.ready || !this.reader) {

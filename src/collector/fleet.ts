@@ -4,7 +4,9 @@
  * delivers at least once), counts of what was dropped as untrustworthy, and the rules of SPEC 9.
  */
 import type { Envelope, StateDocument } from "../shared/types.ts";
+import { stateKey } from "../nats/subjects.ts";
 import type { CollectorAlert, FleetRunner } from "./types.ts";
+import { RunnerAlerts } from "./rules.ts";
 import { eventTypeLabel, STATE_DROP_REASONS, type PoolsDocument, type StateDropReason } from "./validate.ts";
 
 /** Keys remembered for "log once": beyond this, drops are still counted but no longer logged. */
@@ -37,11 +39,18 @@ export interface FleetOptions {
   seenIds?: number;
 }
 
+/** Updated in place on every put: a heartbeat allocates no entry. */
 interface Entry {
   key: string;
   doc: StateDocument;
   updatedAt: number;
+  /** Seconds, from the document's interval (or collector.staleAfter). */
+  staleAfter: number;
 }
+
+/** The API's order: by host, then runner, as `localeCompare` orders them (a collator is much faster). */
+const collator = new Intl.Collator();
+const byName = (a: Entry, b: Entry) => collator.compare(a.doc.host, b.doc.host) || collator.compare(a.doc.name, b.doc.name);
 
 export class FleetState {
   private readonly entries = new Map<string, Entry>();
@@ -50,17 +59,32 @@ export class FleetState {
   private readonly ring: Envelope[] = [];
   private readonly counts = new Map<string, number>();
   private readonly seen = new Set<string>();
-  /** First time each alert condition was seen, so `startsAt` stays put while it lasts. */
-  private readonly since = new Map<string, number>();
+  private readonly rules: RunnerAlerts;
+  /** Runners put or deleted since the rules last looked at them. */
+  private readonly dirty = new Set<string>();
+  /** Entries sorted by name; null after a runner came or went (a heartbeat keeps the order). */
+  private sorted: Entry[] | null = [];
   private readonly dropped = new Map<string, number>(STATE_DROP_REASONS.map((r) => [r, 0]));
   private readonly loggedDrops = new OncePerKey();
   private readonly loggedForgeries = new OncePerKey();
 
-  constructor(private readonly options: FleetOptions) {}
+  constructor(private readonly options: FleetOptions) {
+    this.rules = new RunnerAlerts(options.afterConsecutiveFailures);
+  }
 
   /** Takes a document already checked against its key (see validate.ts checkStateDocument). */
   putState(key: string, doc: StateDocument, updatedAt: number): void {
-    this.entries.set(key, { key, doc, updatedAt });
+    const entry = this.entries.get(key);
+    if (entry) {
+      // The key names host and runner, so the sorted order still holds.
+      entry.doc = doc;
+      entry.updatedAt = updatedAt;
+      entry.staleAfter = this.staleAfter(doc);
+    } else {
+      this.entries.set(key, { key, doc, updatedAt, staleAfter: this.staleAfter(doc) });
+      this.sorted = null;
+    }
+    this.dirty.add(key);
     this.loggedDrops.forget(key);
   }
 
@@ -79,7 +103,8 @@ export class FleetState {
   }
 
   deleteState(key: string): void {
-    this.entries.delete(key);
+    if (this.entries.delete(key)) this.sorted = null;
+    this.dirty.add(key);
     this.loggedDrops.forget(key);
   }
 
@@ -134,44 +159,36 @@ export class FleetState {
     return this.options.staleAfter ?? 3 * (doc.interval || 60) + 60;
   }
 
+  private toRunner(e: Entry, nowMs: number): FleetRunner {
+    return { key: e.key, host: e.doc.host, runner: e.doc.name, state: e.doc, updatedAt: e.updatedAt, staleAfter: e.staleAfter, stale: nowMs - e.updatedAt > e.staleAfter * 1000 };
+  }
+
+  /** Every runner, by host then runner name (the order is kept between calls while no runner comes or goes). */
   runners(nowMs: number): FleetRunner[] {
-    return [...this.entries.values()]
-      .map((e) => {
-        const staleAfter = this.staleAfter(e.doc);
-        return { key: e.key, host: e.doc.host, runner: e.doc.name, state: e.doc, updatedAt: e.updatedAt, staleAfter, stale: nowMs - e.updatedAt > staleAfter * 1000 };
-      })
-      .sort((a, b) => a.host.localeCompare(b.host) || a.runner.localeCompare(b.runner));
+    this.sorted ??= [...this.entries.values()].sort(byName);
+    return this.sorted.map((e) => this.toRunner(e, nowMs));
   }
 
-  /** The conditions that hold now (SPEC 9): silent agent, failure streak, expired token. */
+  /** One runner, found by its key. */
+  runner(host: string, runner: string, nowMs: number): FleetRunner | undefined {
+    const e = this.entries.get(stateKey(host, runner));
+    return e && e.doc.host === host && e.doc.name === runner ? this.toRunner(e, nowMs) : undefined;
+  }
+
+  /**
+   * The conditions that hold now (SPEC 9), every runner looked at: silent agents and expired tokens
+   * appear with time alone, so this runs periodically. The same array while nothing changed.
+   */
   alerts(nowMs: number): CollectorAlert[] {
-    const out: CollectorAlert[] = [];
-    const nowSeconds = nowMs / 1000;
-    for (const r of this.runners(nowMs)) {
-      const base = { host: r.host, runner: r.runner, scope: r.state.scope ?? null };
-      if (r.stale) {
-        const silentFor = Math.round((nowMs - r.updatedAt) / 1000);
-        out.push(this.alert("agent_silent", r, "critical", `agent ${r.host} silent for ${silentFor}s (no state for longer than ${r.staleAfter}s)`, { last_seen: new Date(r.updatedAt).toISOString(), stale_after_seconds: r.staleAfter }, nowMs, base));
-        // A silent agent's last report says nothing current: the other rules wait for news.
-        continue;
-      }
-      const failures = r.state.consecutive_failures ?? 0;
-      if (failures >= this.options.afterConsecutiveFailures) {
-        out.push(this.alert("consecutive_failures", r, "error", `${r.runner} on ${r.host}: ${failures} consecutive failures: ${r.state.last_error ?? "see the agent log"}`, { consecutive_failures: failures, last_error: r.state.last_error, status: r.state.status }, nowMs, base));
-      }
-      const expires = r.state.token_expires_at;
-      if (expires !== null && expires !== undefined && expires < nowSeconds && r.state.status !== "held") {
-        out.push(this.alert("token_expired", r, "error", `${r.runner} on ${r.host}: registration token expired ${Math.round(nowSeconds - expires)}s ago and was not refreshed`, { token_expires_at: expires }, nowMs, base));
-      }
-    }
-    const live = new Set(out.map((a) => a.key));
-    for (const key of this.since.keys()) if (!live.has(key)) this.since.delete(key);
-    return out;
+    this.changedAlerts(nowMs);
+    for (const e of this.entries.values()) this.rules.update(e.key, e, nowMs);
+    return this.rules.list();
   }
 
-  private alert(rule: CollectorAlert["rule"], r: FleetRunner, severity: CollectorAlert["severity"], summary: string, details: Record<string, unknown>, nowMs: number, base: Pick<CollectorAlert, "host" | "runner" | "scope">): CollectorAlert {
-    const key = `${rule}/${r.host}/${r.runner}`;
-    if (!this.since.has(key)) this.since.set(key, nowMs);
-    return { key, rule, severity, summary, startsAt: new Date(this.since.get(key)!).toISOString(), details, ...base };
+  /** The same, looking only at the runners put or deleted since the last look: for each batch of changes. */
+  changedAlerts(nowMs: number): CollectorAlert[] {
+    for (const key of this.dirty) this.rules.update(key, this.entries.get(key), nowMs);
+    this.dirty.clear();
+    return this.rules.list();
   }
 }
