@@ -7,6 +7,8 @@
 import { test } from "./helpers/test.ts";
 import assert from "node:assert/strict";
 import { join } from "node:path";
+import { tmpdir } from "node:os";
+import process from "node:process";
 import { chromium, type Page } from "playwright-core";
 import { REPO_ROOT, makeWorld, runInProcess, waitFor, type World } from "./helpers/agent.ts";
 import { startNatsServer } from "./helpers/nats-server.ts";
@@ -14,6 +16,10 @@ import { collectorConfig, startCollector } from "./helpers/collector.ts";
 import { assertNoSecrets, type Output } from "./helpers/no-secrets.ts";
 import { createNodeRuntime } from "../src/runtime/node.ts";
 import { createCollectorApp } from "../src/http/collector-app.ts";
+
+// The screenshots in docs/ are refreshed on purpose (RTR_UPDATE_SCREENSHOTS=1 npm test), never as
+// a side effect of a test run: a run leaves the working tree as it found it.
+const SHOTS = process.env.RTR_UPDATE_SCREENSHOTS ? join(REPO_ROOT, "docs") : tmpdir();
 
 const CHROMIUM = "/usr/bin/chromium";
 const API_TOKEN = "collector-api-bearer-5e3c9a";
@@ -67,7 +73,7 @@ test("dashboard - a real browser: runners, filters, runner pages in sentences, c
     const refreshed = Number(await page.locator('svg[aria-label="Tokens refreshed"]').getAttribute("data-total"));
     assert.ok(refreshed >= 1, `tokens refreshed chart total ${refreshed}`);
     assert.ok(Number(await page.locator('svg[aria-label="Refresh failures"]').getAttribute("data-total")) >= 1, "failures charted");
-    await page.screenshot({ path: join(REPO_ROOT, "docs/dashboard.png"), fullPage: true });
+    await page.screenshot({ path: join(SHOTS, "dashboard.png"), fullPage: true });
 
     // Filters from the form narrow the table, and the URL carries them (a link to share).
     await page.fill('form.filters input[name="status"]', "failing");
@@ -76,7 +82,7 @@ test("dashboard - a real browser: runners, filters, runner pages in sentences, c
     assert.equal(rows.length, 1, rows.join("\n"));
     assert.match(rows[0], /gpu-runner-07/);
     assert.match(await bodyText(page), /1 shown of 1 matching/);
-    await page.screenshot({ path: join(REPO_ROOT, "docs/dashboard-filtered.png"), fullPage: true });
+    await page.screenshot({ path: join(SHOTS, "dashboard-filtered.png"), fullPage: true });
     await page.goto(`${base}/?q=x64&host=ci-01.example.com`);
     assert.deepEqual((await page.locator("table.runners tbody tr").allInnerTexts()).map((r) => r.split("\t")[1]), ["linux-x64-01"]);
 
@@ -88,7 +94,7 @@ test("dashboard - a real browser: runners, filters, runner pages in sentences, c
     assert.match(text, /Registration history[\s\S]*first registration: it was not configured yet/);
     assert.match(text, /token left\s+\d+m/);
     assert.ok((await page.locator("details summary", { hasText: "JSON" }).count()) >= 2, "the JSON behind each sentence");
-    await page.screenshot({ path: join(REPO_ROOT, "docs/dashboard-runner.png"), fullPage: true });
+    await page.screenshot({ path: join(SHOTS, "dashboard-runner.png"), fullPage: true });
     await page.goto(`${base}/runners/ci-02.example.com/gpu-runner-07`);
     text = await bodyText(page);
     assert.match(text, /Token refresh for org:acme failed \(\d in a row\)/);
