@@ -10,8 +10,11 @@ import type { PreparedResponse } from "../runtime/prepared.ts";
 import { PROMETHEUS_CONTENT_TYPE, type AgentHttpSource } from "./agent-metrics.ts";
 
 export interface MetricsSnapshot {
-  /** The answer for the current state: 200, Prometheus text, content-length and a strong ETag. */
-  current(): Promise<PreparedResponse>;
+  /**
+   * The answer for the current state: 200, Prometheus text, content-length and a strong ETag;
+   * synchronous when nothing changed since the last answer (the common scrape).
+   */
+  current(): PreparedResponse | Promise<PreparedResponse>;
 }
 
 /** A content hash, so an ETag held by a scraper never matches other bytes, even after a restart. */
@@ -25,15 +28,39 @@ async function etagOf(body: Uint8Array<ArrayBuffer>): Promise<string> {
 export function createMetricsSnapshot(source: AgentHttpSource, registry: Registry): MetricsSnapshot {
   const encoder = new TextEncoder();
   let cached: { key: string; answer: Promise<PreparedResponse> } | null = null;
+  // The last answer once rendered, with what it was rendered from: the in-memory key and the two
+  // outbox reads. A source that reuses a read for a while (agentHttpSource) hands back the same
+  // promise, hence the same value, so an unchanged key and the same promises need no await.
+  let ready: { memoryKey: string; pending: Promise<number>; dropped: Promise<number>; answer: PreparedResponse } | null = null;
 
-  const stateKey = async (): Promise<string> => {
-    const [pending, dropped] = await Promise.all([source.outboxPending().catch(() => null), source.outboxDropped().catch(() => 0)]);
+  /** Everything the text shows that lives in memory (the outbox counts are read apart). */
+  const memoryKey = (): string => {
     const hygiene = source.telemetry.hygiene;
     let repairs = 0;
     for (const n of hygiene.repairs.values()) repairs += n;
-    const ages = [...hygiene.versionAgeDays].join(",");
-    const deliveries = (source.alerts?.deliveries() ?? []).map((d) => `${d.plugin}:${d.outcome}:${d.count}`).join(",");
-    return `${source.telemetry.version}|${pending}|${dropped}|${hygiene.repairs.size}:${repairs}|${ages}|${deliveries}`;
+    let ages = "";
+    for (const [runner, days] of hygiene.versionAgeDays) ages += `${runner}=${days},`;
+    let deliveries = "";
+    for (const d of source.alerts?.deliveries() ?? []) deliveries += `${d.plugin}:${d.outcome}:${d.count},`;
+    return `${source.telemetry.version}|${hygiene.repairs.size}:${repairs}|${ages}|${deliveries}`;
+  };
+
+  const slow = async (memory: string, pendingRead: Promise<number>, droppedRead: Promise<number>): Promise<PreparedResponse> => {
+    const [pending, dropped] = await Promise.all([pendingRead.catch(() => null), droppedRead.catch(() => 0)]);
+    const key = `${memory}|${pending}|${dropped}`;
+    let entry = cached;
+    if (entry?.key !== key) {
+      entry = { key, answer: render() };
+      cached = entry;
+      // A failed render is not kept: the next scrape tries again.
+      const failed = entry;
+      entry.answer.catch(() => {
+        if (cached === failed) cached = null;
+      });
+    }
+    const answer = await entry.answer;
+    ready = { memoryKey: memory, pending: pendingRead, dropped: droppedRead, answer };
+    return answer;
   };
 
   const render = async (): Promise<PreparedResponse> => {
@@ -43,16 +70,12 @@ export function createMetricsSnapshot(source: AgentHttpSource, registry: Registr
   };
 
   return {
-    async current() {
-      const key = await stateKey();
-      if (cached?.key === key) return cached.answer;
-      const entry = { key, answer: render() };
-      cached = entry;
-      // A failed render is not kept: the next scrape tries again.
-      entry.answer.catch(() => {
-        if (cached === entry) cached = null;
-      });
-      return entry.answer;
+    current() {
+      const memory = memoryKey();
+      const pending = source.outboxPending();
+      const dropped = source.outboxDropped();
+      if (ready && ready.memoryKey === memory && ready.pending === pending && ready.dropped === dropped) return ready.answer;
+      return slow(memory, pending, dropped);
     },
   };
 }

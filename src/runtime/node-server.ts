@@ -10,8 +10,15 @@ import { getRequestListener } from "@hono/node-server";
 import { conditional, pathOf, preparedFor, routeMap, type PreparedResponse } from "./prepared.ts";
 import type { FetchHandler, HttpServer, ServeOptions } from "./types.ts";
 
+/** If-None-Match from the raw headers: `req.headers` builds an object of every header on first use. */
+function ifNoneMatch(req: IncomingMessage): string | undefined {
+  const raw = req.rawHeaders;
+  for (let i = 0; i < raw.length; i += 2) if (raw[i].length === 13 && raw[i].toLowerCase() === "if-none-match") return raw[i + 1];
+  return undefined;
+}
+
 function write(req: IncomingMessage, res: ServerResponse, prepared: PreparedResponse): void {
-  const answer = conditional(prepared, req.headers["if-none-match"]);
+  const answer = conditional(prepared, ifNoneMatch(req));
   res.writeHead(answer.status, answer.headers as Record<string, string>);
   // node:http sends no body for HEAD or 304 by itself; the content-length stays that of a GET.
   res.end(answer.body);
