@@ -4,6 +4,7 @@
  * Response object, no router, no header conversion (at 10 connections that adapter work was the
  * gap between the agent's /metrics and a bare node:http server sending the same bytes).
  */
+import { Buffer } from "node:buffer";
 import { createServer, type IncomingMessage, type ServerResponse } from "node:http";
 import type { AddressInfo } from "node:net";
 import { getRequestListener } from "@hono/node-server";
@@ -17,16 +18,32 @@ function ifNoneMatch(req: IncomingMessage): string | undefined {
   return undefined;
 }
 
-function write(req: IncomingMessage, res: ServerResponse, prepared: PreparedResponse): void {
-  const answer = conditional(prepared, ifNoneMatch(req));
-  res.writeHead(answer.status, answer.headers as Record<string, string>);
-  // node:http sends no body for HEAD or 304 by itself; the content-length stays that of a GET.
-  res.end(answer.body);
+/**
+ * Writes prepared answers. Bodies go out as Buffers: a socket turns any other Uint8Array into a new
+ * Buffer view on every write, so the view is made once per body instead (it changes with the state).
+ */
+function writer(): (req: IncomingMessage, res: ServerResponse, prepared: PreparedResponse) => void {
+  let lastBody: Uint8Array | null = null;
+  let lastBuffer: Buffer = Buffer.alloc(0);
+  const asBuffer = (body: Uint8Array): Buffer => {
+    if (body !== lastBody) {
+      lastBody = body;
+      lastBuffer = Buffer.isBuffer(body) ? body : Buffer.from(body.buffer, body.byteOffset, body.byteLength);
+    }
+    return lastBuffer;
+  };
+  return (req, res, prepared) => {
+    const answer = conditional(prepared, ifNoneMatch(req));
+    res.writeHead(answer.status, answer.headers as Record<string, string>);
+    // node:http sends no body for HEAD or 304 by itself; the content-length stays that of a GET.
+    res.end(asBuffer(answer.body));
+  };
 }
 
 export function serveNode(handler: FetchHandler, options: ServeOptions): Promise<HttpServer> {
   const app = getRequestListener(handler, { hostname: options.hostname });
   const routes = routeMap(options.prepared);
+  const write = writer();
   const server = createServer((req, res) => {
     const route = routes.size ? preparedFor(routes, req.method, pathOf(req.url ?? "/")) : undefined;
     if (!route) return void app(req, res);
