@@ -405,11 +405,18 @@ export function metricsPart(r: MetricsEndpointResult): Part {
 }
 
 export function githubPart(r: GitHubCallsResult): Part {
+  // Issue #18: calls counted against the rate limit (a 304 is not) ≤ 1.2 per runner-hour standalone,
+  // and ≤ 1.2 per scope-hour in fleet mode, tokens and list pages together.
+  const COUNTED_MAX = 1.2;
   const s = r.standalone;
   const f = r.fleet;
   const fs = f.perScopeHour!;
-  const standaloneMet = s.perRunnerHour.total <= 3;
-  const fleetMet = fs.token <= 1;
+  const counted = s.perRunnerHour.counted ?? s.perRunnerHour.total;
+  const countedStatus = counted - s.perRunnerHour.token;
+  const listCounted = fs.list - fs.listNotModified;
+  const fleetCounted = fs.token + listCounted;
+  const standaloneMet = counted <= COUNTED_MAX;
+  const fleetMet = fleetCounted <= COUNTED_MAX;
   const counts = (c: Record<string, number>) =>
     Object.entries(c)
       .map(([k, v]) => `${k} ${v}`)
@@ -418,29 +425,30 @@ export function githubPart(r: GitHubCallsResult): Part {
     rows: [
       {
         area: "5",
-        figure: `GitHub calls per runner-hour, standalone (${s.hosts} hosts): token + status`,
+        figure: `GitHub calls per runner-hour, standalone (${s.hosts} hosts): token + status, 304s included`,
         value: `${f2(s.perRunnerHour.total)} (${f2(s.perRunnerHour.token)} + ${f2(s.perRunnerHour.status)})`,
         baseline: "—",
         ratio: "—",
-        target: "≤ 3",
-        met: standaloneMet,
+        // Reported only: the rate limit counts what the next row counts.
+        target: "—",
+        met: null,
       },
       {
         area: "5",
         figure: `GitHub calls counted against the rate limit per runner-hour, standalone (a 304 is not counted)`,
-        value: f2(s.perRunnerHour.counted ?? s.perRunnerHour.total),
+        value: f2(counted),
         baseline: `all calls: ${f2(s.perRunnerHour.total)}`,
-        ratio: x((s.perRunnerHour.counted ?? s.perRunnerHour.total) / s.perRunnerHour.total),
-        target: "≤ 1.2",
-        met: (s.perRunnerHour.counted ?? s.perRunnerHour.total) <= 1.2,
+        ratio: x(counted / s.perRunnerHour.total),
+        target: `≤ ${COUNTED_MAX}`,
+        met: standaloneMet,
       },
       {
         area: "5",
-        figure: `GitHub token calls per scope-hour, fleet mode (${f.hosts} hosts, 1 scope)`,
-        value: f2(fs.token),
-        baseline: `standalone, same fleet: ${f2(s.perRunnerHour.token * s.hosts)}`,
-        ratio: x(fs.token / (s.perRunnerHour.token * s.hosts)),
-        target: "≤ 1 (plus list pages)",
+        figure: `GitHub calls counted against the rate limit per scope-hour, fleet mode (${f.hosts} hosts, 1 scope): tokens + list pages that were not 304`,
+        value: `${f2(fleetCounted)} (${f2(fs.token)} + ${f2(listCounted)})`,
+        baseline: `standalone, same fleet: ${f2(counted * s.hosts)}`,
+        ratio: x(fleetCounted / (counted * s.hosts)),
+        target: `≤ ${COUNTED_MAX}`,
         met: fleetMet,
       },
       { area: "5", figure: "GitHub list pages per scope-hour, fleet mode (304 = unchanged)", value: `${f1(fs.list)} (${f1(fs.listNotModified)} were 304)`, baseline: "—", ratio: "—", target: "—", met: null },
@@ -474,22 +482,26 @@ export function githubPart(r: GitHubCallsResult): Part {
       ...(standaloneMet && fleetMet
         ? []
         : [
-            "**Why the targets are (just) missed.** Both are arithmetic of the design, not waste:",
-            "- A registration token lives 3600 s and is renewed once less than `threshold` (300 s, plus a random lead of up to",
-            "  30 s on agents) is left, at the first pass or poll after that point: one mint about every 3,300 s, so",
-            "  3600 / 3300 ≈ 1.09 per hour, on each standalone host and at the broker alike. \"≤ 1 per hour\" cannot hold while a",
-            "  valid token is always kept ready.",
-            "- Status is read once per `statusInterval` (1800 s), at the first pass after it is due: ≈ 2 per runner-hour (1.97 at",
-            "  real scale with 60 s passes; the compressed run reads whole seconds, so it comes out a little higher).",
-            `- Together ≈ 3.1 per runner-hour standalone. Fleet mode makes no per-runner calls at all: ${f2(fs.token)} token calls per`,
-            `  scope-hour for the whole fleet, plus one list page per poll (${f1(fs.list)} per scope-hour, nearly all 304 Not Modified).`,
+            "**Why the target is missed.** What the rate limit counts, from the figures above:",
+            ...(standaloneMet
+              ? []
+              : [
+                  `- Standalone, ${f2(counted)} per runner-hour: ${f2(s.perRunnerHour.token)} token mints and ${f2(countedStatus)} status reads that were not 304 (of ${f2(s.perRunnerHour.status)}).`,
+                  "  A registration token lives 3600 s and is renewed once less than `threshold` (300 s, plus a random lead of up to",
+                  "  30 s on agents) is left, at the first pass after that point: one mint about every 3,300 s, ≈ 1.09 per hour while",
+                  "  a valid token is always kept ready.",
+                ]),
+            ...(fleetMet
+              ? []
+              : [
+                  `- Fleet mode, ${f2(fleetCounted)} per scope-hour: ${f2(fs.token)} token mints at the broker (≈ 1.09 per hour while a token is kept ready) and`,
+                  `  ${f2(listCounted)} list pages that were not 304 (of ${f1(fs.list)} per scope-hour: a page counts unless GitHub answered 304 Not Modified, i.e. the first poll and any after a change).`,
+                ]),
             "",
-            "**What would fix it.** Mint on demand instead of keeping a token ready: a registration (the only user of the token)",
-            "would mint first and wait one API round trip, and a healthy runner would cost 0 token calls per hour, in both modes",
-            "(the broker likewise only when an agent asks for a token it does not hold). Keeping the token ready is a deliberate",
-            "design choice (README: 'keeps one valid registration token ready per scope'), so the alternative is to restate the",
-            "targets as ≤ 3,600 / (3,600 − threshold) ≈ 1.1 token calls per scope-hour and ≈ 3.1 calls per runner-hour",
-            "standalone, or raise the default `statusInterval` to 2400 s (≈ 2.6 per runner-hour).",
+            "**What would fix it.** The mints are the floor of keeping one token ready per scope (README: 'keeps one valid",
+            "registration token ready per scope'). Minting on demand (a registration, the only user of the token, would mint first",
+            "and wait one API round trip) would make a healthy runner cost no token call at all; the reads that are counted",
+            "fall with fewer changes seen, or a longer `github.statusInterval` (standalone) or `fleet.pollInterval` (fleet).",
             "",
           ]),
     ],
@@ -516,6 +528,8 @@ export function replayPart(r: ReplayResult): Part {
   };
 }
 
+const STARTUP_RATIO = 2;
+
 export function startupPart(r: StartupRuntime[]): Part {
   return {
     rows: r.map((s) => ({
@@ -524,8 +538,9 @@ export function startupPart(r: StartupRuntime[]): Part {
       value: ms(s.checkMs),
       baseline: `bare process ready: ${ms(s.baselineMs)}`,
       ratio: x(s.checkMs / s.baselineMs),
-      target: "—",
-      met: null,
+      // Issue #18 judges the bundle under node (as shipped): ≤ 2× the bare process; the others are reported.
+      target: s.runtime === "bundle" ? `≤ ${STARTUP_RATIO}×` : "—",
+      met: s.runtime === "bundle" ? s.checkMs / s.baselineMs <= STARTUP_RATIO : null,
     })),
     section: [
       "## 7. Start-up",
