@@ -196,18 +196,25 @@ export function footprintPart(r: FootprintResult, builds: Builds): Part {
   const b = r.runtimes.find((x) => x.runtime === "bundle")!;
   const ratio1 = b.rss.oneRunner / b.rss.baseline;
   const ratio20 = b.rss.twentyRunners / b.rss.baseline;
-  const rssMet = ratio1 <= 1.2 && ratio20 <= 1.2;
-  const passMet = b.perPass.oneRunner < 5;
+  // Issue #18's targets: RSS ≤ 1.15× the bare process with 1 runner, ≤ 1.3× with 20; a pass ≤ 5 ms / ≤ 40 ms.
+  const RSS_ONE = 1.15;
+  const RSS_TWENTY = 1.3;
+  const PASS_ONE_MS = 5;
+  const PASS_TWENTY_MS = 40;
+  const rssMet = ratio1 <= RSS_ONE && ratio20 <= RSS_TWENTY;
+  const passOneMet = b.perPass.oneRunner <= PASS_ONE_MS;
+  const passTwentyMet = b.perPass.twentyRunners <= PASS_TWENTY_MS;
+  const passMet = passOneMet && passTwentyMet;
   const idleMet = b.idleCpu.oneRunner <= 0.001;
   const col = (f: (rt: RuntimeFootprint) => string) => r.runtimes.map(f).join(" | ");
   const top = builds.composition.slice(0, 8);
   const heavy = builds.composition.filter((p) => /^(zod|nodemailer|@octokit\/)/.test(p.name)).reduce((n, p) => n + p.bytes, 0);
   return {
     rows: [
-      { area: "3", figure: `agent steady RSS (median over ${r.windowSeconds} s), daemon with 1 runner (bundle, as shipped)`, value: mib(b.rss.oneRunner), baseline: `bare NATS + hono process: ${mib(b.rss.baseline)}`, ratio: x(ratio1), target: "≤ 1.2×", met: ratio1 <= 1.2 },
-      { area: "3", figure: "agent steady RSS, daemon with 20 runners (bundle)", value: mib(b.rss.twentyRunners), baseline: `bare: ${mib(b.rss.baseline)}`, ratio: x(ratio20), target: "≤ 1.2×", met: ratio20 <= 1.2 },
-      { area: "3", figure: "agent CPU per pass, 1 runner (bundle)", value: ms(b.perPass.oneRunner), baseline: "—", ratio: "—", target: "< 5 ms", met: passMet },
-      { area: "3", figure: "agent CPU per pass, 20 runners (bundle)", value: ms(b.perPass.twentyRunners), baseline: "—", ratio: "—", target: "—", met: null },
+      { area: "3", figure: `agent steady RSS (median over ${r.windowSeconds} s), daemon with 1 runner (bundle, as shipped)`, value: mib(b.rss.oneRunner), baseline: `bare NATS + hono process: ${mib(b.rss.baseline)}`, ratio: x(ratio1), target: `≤ ${RSS_ONE}×`, met: ratio1 <= RSS_ONE },
+      { area: "3", figure: "agent steady RSS, daemon with 20 runners (bundle)", value: mib(b.rss.twentyRunners), baseline: `bare: ${mib(b.rss.baseline)}`, ratio: x(ratio20), target: `≤ ${RSS_TWENTY}×`, met: ratio20 <= RSS_TWENTY },
+      { area: "3", figure: "agent CPU per pass, 1 runner (bundle)", value: ms(b.perPass.oneRunner), baseline: "—", ratio: "—", target: `≤ ${PASS_ONE_MS} ms`, met: passOneMet },
+      { area: "3", figure: "agent CPU per pass, 20 runners (bundle)", value: ms(b.perPass.twentyRunners), baseline: "—", ratio: "—", target: `≤ ${PASS_TWENTY_MS} ms`, met: passTwentyMet },
       {
         area: "3",
         figure: `agent idle CPU over ${r.windowSeconds} s after settling, 1 runner (bundle)`,
@@ -250,7 +257,7 @@ export function footprintPart(r: FootprintResult, builds: Builds): Part {
       ...(rssMet
         ? []
         : [
-            `**Why RSS is over 1.2×.** The bare process is ${mib(b.rss.baseline)}. Loading the product's code without running it adds`,
+            `**Why RSS is over its target** (${x(ratio1)} with 1 runner against ≤ ${RSS_ONE}×, ${x(ratio20)} with 20 against ≤ ${RSS_TWENTY}×). The bare process is ${mib(b.rss.baseline)}. Loading the product's code without running it adds`,
             `${mib(b.rss.loaded - b.rss.baseline)} (the bundle is ${f2(builds.agentBytes / 1024 / 1024)} MiB of JavaScript: its source and the functions V8 compiled stay in memory), and running the`,
             `daemon adds ${mib(b.rss.oneRunner - b.rss.loaded)} more with 1 runner, ${mib(b.rss.twentyRunners - b.rss.loaded)} with 20 (heap for the JetStream/KV`,
             "clients, prom-client registry, pino, per-pass garbage). What the bundle is made of, largest first:",
@@ -270,9 +277,9 @@ export function footprintPart(r: FootprintResult, builds: Builds): Part {
       ...(passMet && idleMet
         ? []
         : [
-            `**Why a pass costs ${ms(b.perPass.oneRunner)} with one runner.** Spawning the service status command accounts for`,
-            `${ms(b.perPass.oneRunner - b.perPass.oneRunnerNoService)} of it (the same daemon with \`service: none\` costs ${ms(b.perPass.oneRunnerNoService)} a pass), so even without it a pass is`,
-            `over budget. About ${pct(1 - b.perPass.oneRunnerMain / b.perPass.oneRunner, 0)} of the CPU is outside the main thread (libuv's thread pool doing the file-system`,
+            `**Why a pass costs ${ms(b.perPass.oneRunner)} with one runner (target ≤ ${PASS_ONE_MS} ms) and ${ms(b.perPass.twentyRunners)} with 20 (target ≤ ${PASS_TWENTY_MS} ms).** Spawning the service status command accounts for`,
+            `${ms(b.perPass.oneRunner - b.perPass.oneRunnerNoService)} of the first (the same daemon with \`service: none\` costs ${ms(b.perPass.oneRunnerNoService)} a pass), so without it a pass is`,
+            `${b.perPass.oneRunnerNoService <= PASS_ONE_MS ? "within" : "still over"} budget. About ${pct(1 - b.perPass.oneRunnerMain / b.perPass.oneRunner, 0)} of the CPU is outside the main thread (libuv's thread pool doing the file-system`,
             "calls, the kernel forking the status command); the main thread's share, from a profiled copy of the 1-runner daemon",
             "(the bundle with a source map, `--cpu-prof`, same window):",
             "",
@@ -310,49 +317,89 @@ export function footprintPart(r: FootprintResult, builds: Builds): Part {
 }
 
 export function metricsPart(r: MetricsEndpointResult): Part {
+  // Issue #18: ≥ 60 % of raw node:http's requests/s at 10 connections (median of the per-round ratios), p99 ≤ 5 ms.
+  const RATIO = 0.6;
+  const P99_MS = 5;
   const [agent10, agent1] = r.agent;
   const [raw10, raw1] = r.raw;
-  const ratio = agent10.requestsPerSecond / raw10.requestsPerSecond;
-  const met = ratio >= 0.5 && agent10.p99 <= 5;
-  const fs = (r.profile?.byProductFunction ?? []).filter((p) => /\(src\/runtime\/node-files\.ts:/.test(p.name));
-  const fsShare = fs.reduce((n, p) => n + p.share, 0);
-  const fsParts = fs.map((p) => `\`${p.name.split(" ")[0]}\` ${pct(p.share)}`).join(", ");
+  const [ratio10, ratio1] = r.ratio;
+  const rateMet = ratio10.median >= RATIO;
+  const p99Met = agent10.p99 <= P99_MS;
+  const met = rateMet && p99Met;
+  const cpuRatio = agent10.cpuUsPerRequest / raw10.cpuUsPerRequest;
+  const spread = (c: number) => {
+    const ratios = r.perRound.filter((p) => p.connections === c).map((p) => p.ratio);
+    return `${pct(Math.min(...ratios), 0)}–${pct(Math.max(...ratios), 0)}`;
+  };
+  const us = (n: number) => `${n.toFixed(0)} µs`;
+  // Product code on the stack under load, less the socket write that node:http does for the raw server too.
+  const routeShare = (r.profile?.byProductFunction ?? []).filter((p) => !p.name.startsWith("(no product code") && !p.name.startsWith("write (src/runtime/node-server.ts")).reduce((n, p) => n + p.share, 0);
   return {
     rows: [
-      { area: "4", figure: "agent GET /metrics, requests/s (10 connections)", value: int(agent10.requestsPerSecond), baseline: `raw node:http, same bytes: ${int(raw10.requestsPerSecond)}`, ratio: pct(ratio, 0), target: "≥ 50 % of raw", met: ratio >= 0.5 },
-      { area: "4", figure: "agent GET /metrics, p99 latency (10 connections)", value: `${agent10.p99} ms`, baseline: `raw: ${raw10.p99} ms`, ratio: "—", target: "≤ 5 ms", met: agent10.p99 <= 5 },
-      { area: "4", figure: "agent GET /metrics, p99 latency (1 connection, a scraper)", value: `${agent1.p99} ms`, baseline: `raw: ${raw1.p99} ms`, ratio: "—", target: "≤ 5 ms", met: agent1.p99 <= 5 },
+      {
+        area: "4",
+        figure: `agent GET /metrics, requests/s (10 connections, median of ${r.rounds} rounds)`,
+        value: int(agent10.requestsPerSecond),
+        baseline: `raw node:http, same bytes and headers: ${int(raw10.requestsPerSecond)}`,
+        ratio: `${pct(ratio10.median, 0)} (best ${pct(ratio10.best, 0)})`,
+        target: `≥ ${pct(RATIO, 0)} of raw`,
+        met: rateMet,
+      },
+      {
+        area: "4",
+        figure: "agent GET /metrics, server CPU per request (10 connections; steadier than requests/s on a shared machine)",
+        value: us(agent10.cpuUsPerRequest),
+        baseline: `raw: ${us(raw10.cpuUsPerRequest)}`,
+        ratio: x(cpuRatio),
+        target: "—",
+        met: null,
+      },
+      { area: "4", figure: "agent GET /metrics, p99 latency (10 connections)", value: `${agent10.p99} ms`, baseline: `raw: ${raw10.p99} ms`, ratio: "—", target: `≤ ${P99_MS} ms`, met: p99Met },
+      { area: "4", figure: "agent GET /metrics, p99 latency (1 connection, a scraper)", value: `${agent1.p99} ms`, baseline: `raw: ${raw1.p99} ms`, ratio: "—", target: `≤ ${P99_MS} ms`, met: agent1.p99 <= P99_MS },
     ],
     section: [
       "## 4. GET /metrics",
       "",
       `autocannon (its own process) against the agent daemon's \`/metrics\` (the bundle under node, one runner, after its first pass;`,
       `${int(r.bytes)} bytes of Prometheus text) and against a raw \`node:http\` server in its own process serving the same bytes with the`,
-      `same content type. Each target: a 2 s warm-up, then ${r.seconds} s at 10 connections (autocannon's default) and ${r.seconds} s at 1 connection.`,
-      "autocannon reports latency in whole milliseconds.",
+      `same headers (${Object.keys(r.headers).map((h) => `\`${h}\``).join(", ")}; both add node's own Date and keep-alive headers), checked before the`,
+      `first run. Each target gets a 2 s warm-up; then ${r.rounds} rounds, each running both targets back to back (which goes first`,
+      `alternates) for ${r.seconds} s at 10 connections (autocannon's default) and ${r.seconds} s at 1 connection. A neighbour's burst on a`,
+      "shared machine hits one round rather than one target, so the judged ratio is the median of the per-round ratios. CPU per",
+      "request is the server process's CPU time (all threads, `/proc`) over the requests it answered in the run, which a busy",
+      "machine disturbs less than requests/s. autocannon reports latency in whole milliseconds; p99 is the median round's.",
       "",
-      "| target | connections | requests/s | p50 | p99 | errors |",
-      "|---|---|---|---|---|---|",
-      ...[...r.agent.map((a) => ["agent /metrics", a] as const), ...r.raw.map((a) => ["raw node:http", a] as const)].map(([name, a]) => `| ${name} | ${a.connections} | ${int(a.requestsPerSecond)} | ${a.p50} ms | ${a.p99} ms | ${a.errors} |`),
+      "| target | connections | requests/s (median round) | p50 | p99 | CPU per request | errors |",
+      "|---|---|---|---|---|---|---|",
+      ...[...r.agent.map((a) => ["agent /metrics", a] as const), ...r.raw.map((a) => ["raw node:http", a] as const)].map(
+        ([name, a]) => `| ${name} | ${a.connections} | ${int(a.requestsPerSecond)} | ${a.p50} ms | ${a.p99} ms | ${us(a.cpuUsPerRequest)} | ${a.errors} |`,
+      ),
+      "",
+      "| round | connections | agent requests/s | raw requests/s | agent / raw |",
+      "|---|---|---|---|---|",
+      ...r.perRound.map((p, i) => `| ${Math.floor(i / 2) + 1} | ${p.connections} | ${int(p.agent.requestsPerSecond)} | ${int(p.raw.requestsPerSecond)} | ${pct(p.ratio, 0)} |`),
+      "",
+      `Agent / raw, median of the rounds: ${pct(ratio10.median, 0)} at 10 connections (rounds ${spread(10)}), ${pct(ratio1.median, 0)} at 1 (rounds ${spread(1)}).`,
+      `CPU per request at 10 connections: agent ${us(agent10.cpuUsPerRequest)}, raw ${us(raw10.cpuUsPerRequest)} (${x(cpuRatio)}).`,
+      "",
+      "The daemon answers `/metrics` from a prepared answer (src/http/agent-metrics-snapshot.ts): the text is rendered, encoded",
+      "and hashed for its ETag only when something it shows changed, and the runtime's server (src/runtime/node-server.ts)",
+      "writes those bytes and headers before hono sees the request, so a scrape of unchanged state costs a key comparison and",
+      "the socket write, as on the raw server.",
       "",
       ...(met
         ? []
         : [
-            "**Why.** A profile of the daemon under the same 10-connection load (the bundle with a source map, `--cpu-prof`):",
+            `**Why the target is missed.** ${rateMet ? "" : `The median round gave ${pct(ratio10.median, 0)} of raw (target ${pct(RATIO, 0)}). `}${p99Met ? "" : `The p99 at 10 connections is ${agent10.p99} ms (raw: ${raw10.p99} ms). `}Per`,
+            `request the daemon used ${x(cpuRatio)} the raw server's CPU (${us(agent10.cpuUsPerRequest)} against ${us(raw10.cpuUsPerRequest)}); ${cpuRatio <= 1 / RATIO ? `a CPU-bound server that costly still reaches ≥ ${pct(RATIO, 0)} of raw, so the rest is the shared machine: see the spread of the rounds above` : `over the ${x(1 / RATIO)} that ≥ ${pct(RATIO, 0)} of raw's requests/s allows a CPU-bound server`}.`,
+            "Where the daemon's main thread spends its time under the same 10-connection load (a copy with a source map, `--cpu-prof`):",
             "",
             ...(r.profile ? profileLines(r.profile) : ["(no profile was written)"]),
             "",
-            `File-system work started by the scrape takes ${pct(fsShare, 0)} of the main thread (${fsParts || "none"}): the scrape's \`collect()\``,
-            "callbacks (src/http/agent-metrics.ts) read the outbox's state from the state dir through libuv's thread pool (in the",
-            "current code `Outbox.dropped()` reads the drop counter file on every scrape, and as it usually does not exist, builds",
-            "an ENOENT error each time; `Outbox.pending()` re-reads the outbox at most once a second). prom-client's text",
-            "rendering and the socket write are the rest.",
-            "",
-            "**What would fix it.** Keep the drop count in memory in the process that drops events, re-reading the file (for drops",
-            "made by a cron `check`) at most once a second like the outbox depth. That removes the file-system share above; to come",
-            "near the raw server, also render the text once per pass and serve the cached bytes: everything it shows changes only",
-            "when a pass ends, a token is minted or an alert is sent, so re-rendering it for every scrape is wasted work.",
-            agent1.p99 <= 5 ? "At a scraper's concurrency (1 connection) the p99 is already within target." : "",
+            "`write (src/runtime/node-server.ts)` is the socket write itself (node's `writev`), which the raw server pays alike.",
+            routeShare < 0.05
+              ? `The route's own code (key check, prepared answer) takes ${pct(routeShare)} of the main thread: what is left beyond node:http's parsing and writing is the daemon's process itself (garbage collection of a larger heap, its NATS connection and timers), not the route.`
+              : `The route's own code (everything above but the socket write) takes ${pct(routeShare)} of the main thread: that is the part to cut next.`,
             "",
           ]),
     ],
@@ -360,11 +407,18 @@ export function metricsPart(r: MetricsEndpointResult): Part {
 }
 
 export function githubPart(r: GitHubCallsResult): Part {
+  // Issue #18: calls counted against the rate limit (a 304 is not) ≤ 1.2 per runner-hour standalone,
+  // and ≤ 1.2 per scope-hour in fleet mode, tokens and list pages together.
+  const COUNTED_MAX = 1.2;
   const s = r.standalone;
   const f = r.fleet;
   const fs = f.perScopeHour!;
-  const standaloneMet = s.perRunnerHour.total <= 3;
-  const fleetMet = fs.token <= 1;
+  const counted = s.perRunnerHour.counted ?? s.perRunnerHour.total;
+  const countedStatus = counted - s.perRunnerHour.token;
+  const listCounted = fs.list - fs.listNotModified;
+  const fleetCounted = fs.token + listCounted;
+  const standaloneMet = counted <= COUNTED_MAX;
+  const fleetMet = fleetCounted <= COUNTED_MAX;
   const counts = (c: Record<string, number>) =>
     Object.entries(c)
       .map(([k, v]) => `${k} ${v}`)
@@ -373,29 +427,30 @@ export function githubPart(r: GitHubCallsResult): Part {
     rows: [
       {
         area: "5",
-        figure: `GitHub calls per runner-hour, standalone (${s.hosts} hosts): token + status`,
+        figure: `GitHub calls per runner-hour, standalone (${s.hosts} hosts): token + status, 304s included`,
         value: `${f2(s.perRunnerHour.total)} (${f2(s.perRunnerHour.token)} + ${f2(s.perRunnerHour.status)})`,
         baseline: "—",
         ratio: "—",
-        target: "≤ 3",
-        met: standaloneMet,
+        // Reported only: the rate limit counts what the next row counts.
+        target: "—",
+        met: null,
       },
       {
         area: "5",
         figure: `GitHub calls counted against the rate limit per runner-hour, standalone (a 304 is not counted)`,
-        value: f2(s.perRunnerHour.counted ?? s.perRunnerHour.total),
+        value: f2(counted),
         baseline: `all calls: ${f2(s.perRunnerHour.total)}`,
-        ratio: x((s.perRunnerHour.counted ?? s.perRunnerHour.total) / s.perRunnerHour.total),
-        target: "≤ 1.2",
-        met: (s.perRunnerHour.counted ?? s.perRunnerHour.total) <= 1.2,
+        ratio: x(counted / s.perRunnerHour.total),
+        target: `≤ ${COUNTED_MAX}`,
+        met: standaloneMet,
       },
       {
         area: "5",
-        figure: `GitHub token calls per scope-hour, fleet mode (${f.hosts} hosts, 1 scope)`,
-        value: f2(fs.token),
-        baseline: `standalone, same fleet: ${f2(s.perRunnerHour.token * s.hosts)}`,
-        ratio: x(fs.token / (s.perRunnerHour.token * s.hosts)),
-        target: "≤ 1 (plus list pages)",
+        figure: `GitHub calls counted against the rate limit per scope-hour, fleet mode (${f.hosts} hosts, 1 scope): tokens + list pages that were not 304`,
+        value: `${f2(fleetCounted)} (${f2(fs.token)} + ${f2(listCounted)})`,
+        baseline: `standalone, same fleet: ${f2(counted * s.hosts)}`,
+        ratio: x(fleetCounted / (counted * s.hosts)),
+        target: `≤ ${COUNTED_MAX}`,
         met: fleetMet,
       },
       { area: "5", figure: "GitHub list pages per scope-hour, fleet mode (304 = unchanged)", value: `${f1(fs.list)} (${f1(fs.listNotModified)} were 304)`, baseline: "—", ratio: "—", target: "—", met: null },
@@ -429,22 +484,26 @@ export function githubPart(r: GitHubCallsResult): Part {
       ...(standaloneMet && fleetMet
         ? []
         : [
-            "**Why the targets are (just) missed.** Both are arithmetic of the design, not waste:",
-            "- A registration token lives 3600 s and is renewed once less than `threshold` (300 s, plus a random lead of up to",
-            "  30 s on agents) is left, at the first pass or poll after that point: one mint about every 3,300 s, so",
-            "  3600 / 3300 ≈ 1.09 per hour, on each standalone host and at the broker alike. \"≤ 1 per hour\" cannot hold while a",
-            "  valid token is always kept ready.",
-            "- Status is read once per `statusInterval` (1800 s), at the first pass after it is due: ≈ 2 per runner-hour (1.97 at",
-            "  real scale with 60 s passes; the compressed run reads whole seconds, so it comes out a little higher).",
-            `- Together ≈ 3.1 per runner-hour standalone. Fleet mode makes no per-runner calls at all: ${f2(fs.token)} token calls per`,
-            `  scope-hour for the whole fleet, plus one list page per poll (${f1(fs.list)} per scope-hour, nearly all 304 Not Modified).`,
+            "**Why the target is missed.** What the rate limit counts, from the figures above:",
+            ...(standaloneMet
+              ? []
+              : [
+                  `- Standalone, ${f2(counted)} per runner-hour: ${f2(s.perRunnerHour.token)} token mints and ${f2(countedStatus)} status reads that were not 304 (of ${f2(s.perRunnerHour.status)}).`,
+                  "  A registration token lives 3600 s and is renewed once less than `threshold` (300 s, plus a random lead of up to",
+                  "  30 s on agents) is left, at the first pass after that point: one mint about every 3,300 s, ≈ 1.09 per hour while",
+                  "  a valid token is always kept ready.",
+                ]),
+            ...(fleetMet
+              ? []
+              : [
+                  `- Fleet mode, ${f2(fleetCounted)} per scope-hour: ${f2(fs.token)} token mints at the broker (≈ 1.09 per hour while a token is kept ready) and`,
+                  `  ${f2(listCounted)} list pages that were not 304 (of ${f1(fs.list)} per scope-hour: a page counts unless GitHub answered 304 Not Modified, i.e. the first poll and any after a change).`,
+                ]),
             "",
-            "**What would fix it.** Mint on demand instead of keeping a token ready: a registration (the only user of the token)",
-            "would mint first and wait one API round trip, and a healthy runner would cost 0 token calls per hour, in both modes",
-            "(the broker likewise only when an agent asks for a token it does not hold). Keeping the token ready is a deliberate",
-            "design choice (README: 'keeps one valid registration token ready per scope'), so the alternative is to restate the",
-            "targets as ≤ 3,600 / (3,600 − threshold) ≈ 1.1 token calls per scope-hour and ≈ 3.1 calls per runner-hour",
-            "standalone, or raise the default `statusInterval` to 2400 s (≈ 2.6 per runner-hour).",
+            "**What would fix it.** The mints are the floor of keeping one token ready per scope (README: 'keeps one valid",
+            "registration token ready per scope'). Minting on demand (a registration, the only user of the token, would mint first",
+            "and wait one API round trip) would make a healthy runner cost no token call at all; the reads that are counted",
+            "fall with fewer changes seen, or a longer `github.statusInterval` (standalone) or `fleet.pollInterval` (fleet).",
             "",
           ]),
     ],
@@ -471,6 +530,8 @@ export function replayPart(r: ReplayResult): Part {
   };
 }
 
+const STARTUP_RATIO = 2;
+
 export function startupPart(r: StartupRuntime[]): Part {
   return {
     rows: r.map((s) => ({
@@ -479,8 +540,9 @@ export function startupPart(r: StartupRuntime[]): Part {
       value: ms(s.checkMs),
       baseline: `bare process ready: ${ms(s.baselineMs)}`,
       ratio: x(s.checkMs / s.baselineMs),
-      target: "—",
-      met: null,
+      // Issue #18 judges the bundle under node (as shipped): ≤ 2× the bare process; the others are reported.
+      target: s.runtime === "bundle" ? `≤ ${STARTUP_RATIO}×` : "—",
+      met: s.runtime === "bundle" ? s.checkMs / s.baselineMs <= STARTUP_RATIO : null,
     })),
     section: [
       "## 7. Start-up",

@@ -109,12 +109,12 @@ function url(hostname: string, port: number): string {
 export async function startAgentHttp(ctx: AgentContext): Promise<AgentHttp | null> {
   const configured = ctx.config.http.listen;
   const listen = splitListen(configured ?? AGENT_DEFAULT_LISTEN, "http.listen (--listen)");
-  const { app, close } = createAgentApp(agentHttpSource(ctx), {
+  const { app, prepared, close } = createAgentApp(agentHttpSource(ctx), {
     onError: (err, path) => ctx.log.error({ path }, `HTTP ${path} failed: ${errorMessage(err)}`),
   });
   let server: HttpServer;
   try {
-    server = await ctx.runtime.serve(app.fetch, listen);
+    server = await ctx.runtime.serve(app.fetch, { ...listen, prepared });
   } catch (err) {
     close();
     const why = errorMessage(err);

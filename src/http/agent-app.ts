@@ -16,7 +16,9 @@ import { Hono } from "hono";
 import type { AgentContext } from "../agent/context.ts";
 import { scopeKey } from "../shared/scope.ts";
 import { Outbox } from "../nats/outbox.ts";
-import { createAgentRegistry, createMetricsSnapshot, PROMETHEUS_CONTENT_TYPE, type AgentHttpSource } from "./agent-metrics.ts";
+import { conditional, type PreparedRoute } from "../runtime/prepared.ts";
+import { createAgentRegistry, type AgentHttpSource } from "./agent-metrics.ts";
+import { createMetricsSnapshot } from "./agent-metrics-snapshot.ts";
 
 /** How long the daemon's outbox counts are reused (a gauge scraped every 15-60 s; the outbox is on disk). */
 const OUTBOX_COUNT_TTL_MS = 1000;
@@ -77,13 +79,28 @@ export function agentHealth(source: AgentHttpSource, nowMs: number): AgentHealth
   return { ok: true, body: { status: "ok", ...extra } };
 }
 
-export function createAgentApp(source: AgentHttpSource, options: AgentAppOptions = {}): { app: Hono; close(): void } {
+export interface AgentApp {
+  app: Hono;
+  /**
+   * GET /metrics as a prepared route, for the runtime's server to answer before the app (same
+   * bytes and headers as the app's own route, which stays for app.request() and errors).
+   */
+  prepared: PreparedRoute[];
+  close(): void;
+}
+
+export function createAgentApp(source: AgentHttpSource, options: AgentAppOptions = {}): AgentApp {
   const now = options.now ?? (() => Date.now());
   const metrics = createAgentRegistry(source);
   const snapshot = createMetricsSnapshot(source, metrics.registry);
   const app = new Hono();
 
-  app.get("/metrics", async (c) => c.body(await snapshot.body(), 200, { "Content-Type": PROMETHEUS_CONTENT_TYPE }));
+  app.get("/metrics", async (c) => {
+    const answer = conditional(await snapshot.current(), c.req.header("if-none-match"));
+    if (answer.status === 304) return c.body(null, 304, answer.headers);
+    // A copy of the cached bytes: the Response must not share the buffer every scrape reuses.
+    return c.body(answer.body.slice(), 200, answer.headers);
+  });
 
   app.get("/healthz", (c) => {
     const health = agentHealth(source, now());
@@ -105,5 +122,5 @@ export function createAgentApp(source: AgentHttpSource, options: AgentAppOptions
     return c.json({ error: "internal error" }, 500);
   });
 
-  return { app, close: metrics.close };
+  return { app, prepared: [{ path: "/metrics", respond: () => snapshot.current() }], close: metrics.close };
 }

@@ -231,31 +231,3 @@ export function createAgentRegistry(source: AgentHttpSource): { registry: Regist
 
   return { registry, close: () => void unsubscribe() };
 }
-
-/**
- * GET /metrics from a snapshot: the text is rendered again only when something it shows changed
- * (the telemetry's version, hygiene's and the alert plugins' counts, the outbox counts), not per
- * scrape. The key is taken before the render, so a cached text is never older than its key.
- */
-export function createMetricsSnapshot(source: AgentHttpSource, registry: Registry): { body(): Promise<Uint8Array<ArrayBuffer>> } {
-  const encoder = new TextEncoder();
-  let cached: { key: string; body: Uint8Array<ArrayBuffer> } | null = null;
-  const stateKey = async (): Promise<string> => {
-    const [pending, dropped] = await Promise.all([source.outboxPending().catch(() => null), source.outboxDropped().catch(() => 0)]);
-    const hygiene = source.telemetry.hygiene;
-    let repairs = 0;
-    for (const n of hygiene.repairs.values()) repairs += n;
-    const ages = [...hygiene.versionAgeDays].join(",");
-    const deliveries = (source.alerts?.deliveries() ?? []).map((d) => `${d.plugin}:${d.outcome}:${d.count}`).join(",");
-    return `${source.telemetry.version}|${pending}|${dropped}|${hygiene.repairs.size}:${repairs}|${ages}|${deliveries}`;
-  };
-  return {
-    async body() {
-      const key = await stateKey();
-      if (cached?.key === key) return cached.body;
-      const body = encoder.encode(await registry.metrics());
-      cached = { key, body };
-      return body;
-    },
-  };
-}

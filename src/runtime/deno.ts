@@ -6,6 +6,7 @@
 import { nodeFiles } from "./node-files.ts";
 import { listProcesses, spawnProcess, startProcess, startServiceChild, signalGroup } from "./node-process.ts";
 import { lookupUserName } from "./node.ts";
+import { serveDeno } from "./deno-server.ts";
 import type { Runtime } from "./types.ts";
 
 // Declared here, not from lib.deno: the same sources type-check with tsc for Node.
@@ -22,10 +23,6 @@ declare const Deno: {
   stderr: { writeSync(data: Uint8Array): number };
   exit(code: number): never;
   execPath(): string;
-  serve(
-    options: { hostname: string; port: number; onListen?: (addr: { port: number }) => void; onError?: (err: unknown) => Response },
-    handler: (request: Request) => Response | Promise<Response>,
-  ): { shutdown(): Promise<void>; finished: Promise<void> };
 };
 
 function writeAll(stream: { writeSync(data: Uint8Array): number }, text: string): void {
@@ -51,17 +48,7 @@ export function createDenoRuntime(): Runtime {
     startServiceChild,
     signalGroup,
     processes: listProcesses,
-    serve: (handler, options) =>
-      new Promise((resolve, reject) => {
-        try {
-          const server = Deno.serve(
-            { hostname: options.hostname, port: options.port, onListen: (addr) => resolve({ port: addr.port, close: () => server.shutdown() }) },
-            handler,
-          );
-        } catch (err) {
-          reject(err);
-        }
-      }),
+    serve: serveDeno,
     onSignal(signal, handler) {
       Deno.addSignalListener(signal, handler);
       return () => Deno.removeSignalListener(signal, handler);

@@ -4,25 +4,8 @@ import { promises as fs } from "node:fs";
 import process from "node:process";
 import { nodeFiles } from "./node-files.ts";
 import { listProcesses, spawnProcess, startProcess, startServiceChild, signalGroup } from "./node-process.ts";
-import { serve } from "@hono/node-server";
-import type { AddressInfo } from "node:net";
-import type { FetchHandler, HttpServer, Runtime } from "./types.ts";
-
-export function serveNode(handler: FetchHandler, options: { hostname: string; port: number }): Promise<HttpServer> {
-  return new Promise((resolve, reject) => {
-    const server = serve({ fetch: handler, hostname: options.hostname, port: options.port }, (info: AddressInfo) => {
-      resolve({
-        port: info.port,
-        close: () => new Promise<void>((done) => {
-          // Keep-alive connections would hold close() open until they time out.
-          (server as unknown as { closeAllConnections?: () => void }).closeAllConnections?.();
-          server.close(() => done());
-        }),
-      });
-    });
-    server.once("error", reject);
-  });
-}
+import { serveNode } from "./node-server.ts";
+import type { Runtime } from "./types.ts";
 
 export async function lookupUserName(uid: number): Promise<string | null> {
   try {

@@ -3,6 +3,8 @@
  * the operating system, goes through this interface. Shared code receives a Runtime and never
  * reaches for `process`, `Deno` or node: modules of its own (scripts/check-seam.mjs enforces it).
  */
+import type { PreparedRoute } from "./prepared.ts";
+
 export interface SpawnOptions {
   cwd?: string;
   /** Extra environment on top of the inherited one; `undefined` values remove a variable. */
@@ -116,6 +118,14 @@ export interface HttpServer {
 
 export type FetchHandler = (request: Request) => Response | Promise<Response>;
 
+export interface ServeOptions {
+  hostname: string;
+  /** 0 picks a free port. */
+  port: number;
+  /** Routes answered from prepared bytes before `handler` (the agent's /metrics). */
+  prepared?: readonly PreparedRoute[];
+}
+
 export interface Runtime {
   readonly name: "node" | "deno";
   readonly version: string;
@@ -138,8 +148,8 @@ export interface Runtime {
   processes(): Promise<ProcessInfo[]>;
   /** Sends a signal to a process group (a pool runner left behind by an earlier agent); false when gone. */
   signalGroup(pgid: number, signal: "SIGINT" | "SIGTERM" | "SIGKILL"): boolean;
-  /** Serves HTTP (hono's `app.fetch`) on hostname:port; port 0 picks a free one. */
-  serve(handler: FetchHandler, options: { hostname: string; port: number }): Promise<HttpServer>;
+  /** Serves HTTP (hono's `app.fetch`) on hostname:port, prepared routes first. */
+  serve(handler: FetchHandler, options: ServeOptions): Promise<HttpServer>;
   onSignal(signal: "SIGTERM" | "SIGINT" | "SIGHUP", handler: () => void): () => void;
   writeStdout(text: string): void;
   /** True when stdout is a terminal (colours are for people, not for pipes). */
