@@ -237,7 +237,7 @@ test("pool - pool drain stops idle runners while the agent runs; pool resume bri
   }
 });
 
-test("pool - config errors name the field: template without run.sh, runAs the agent's user, size 0 or over 100", async () => {
+test("pool - config errors name the field: template without run.sh, runAs the agent's user, size 0 or over 100, a read-only baseDir", async () => {
   const w = await poolWorld({ size: 1 });
   try {
     const bad = async (pool: string) => {
@@ -265,6 +265,20 @@ test("pool - config errors name the field: template without run.sh, runAs the ag
     const run = await group.done;
     assert.equal(run.code, 78, run.stdout);
     assert.match(run.stderr, /pools\[0\]\.group: acme has no runner group "no-such-group"/);
+
+    // A baseDir the sandbox keeps read-only (ProtectSystem=strict without the pools drop-in): a
+    // read-only bind mount in a mount namespace of the agent's own, as systemd would set it up.
+    const readOnly = join(w.tmp, "read-only");
+    await mkdir(readOnly);
+    await writeFile(w.configPath, `github: { apiUrl: "${w.github.url}" }\nstate: { dir: "${w.stateDir}" }\npools:\n  - { ${base}, size: 1, template: "${w.template.dir}", runAs: ${JOB_USER}, baseDir: "${readOnly}/pools" }\n`);
+    const sandboxed = spawnAgent(["daemon", "--config", w.configPath, "--listen", "127.0.0.1:0"], w.env, {
+      wrapper: ["unshare", "-m", "sh", "-c", 'mount -o bind,ro "$0" "$0" && exec "$@"', readOnly],
+    });
+    const ro = await sandboxed.done;
+    assert.equal(ro.code, 78, ro.stdout + ro.stderr);
+    assert.match(ro.stderr, /pools\[0\]\.baseDir: cannot create .*read-only\/pools\/build \(EROFS\): make .* writable .*pools\.conf/);
+    assert.equal(ro.stderr.trim().split("\n").length, 1, "one line");
+    assert.deepEqual(w.poolRunners(), [], "no runner was created for a pool that cannot have slots");
   } finally {
     await w.close();
   }
