@@ -10,6 +10,7 @@ import { scopeKey } from "../../shared/scope.ts";
 import type { Envelope } from "../../shared/types.ts";
 import { fleetStatus } from "../collector-metrics.ts";
 import { alertsSection } from "./alerts.ts";
+import { localHistorySection, parseWindow } from "./history.ts";
 import { eventsTable } from "./events.ts";
 import { ago, esc, healthBanner, hostHref, table, tokenLeft, yesNo } from "./layout.ts";
 
@@ -47,7 +48,7 @@ function concerns(e: Envelope, r: FleetRunner): boolean {
   }
 }
 
-export function renderRunnerLive(view: CollectorView, host: string, runner: string, events: Envelope[], nowMs: number): string | null {
+export function renderRunnerLive(view: CollectorView, host: string, runner: string, events: Envelope[], nowMs: number, query: URLSearchParams = new URLSearchParams()): string | null {
   const r = view.runner(host, runner);
   if (!r) return null;
   const history = view.history?.();
@@ -59,6 +60,7 @@ ${facts(r, nowMs)}
 ${alertsSection(firing, history?.alertTransitions(host, runner) ?? [], nowMs)}
 <h2>Registration history</h2>
 ${registrations(history?.registrationsOf(host, runner) ?? [], nowMs)}
+${history ? localHistorySection((s, w) => history.runnerPoints(host, runner, s, w), parseWindow(query.get("window")), query, "this runner") : ""}
 <h2>Events</h2>
 ${eventsTable(events.filter((e) => concerns(e, r)), nowMs, "No events for this runner in the stream's recent tail.")}`;
 }
