@@ -177,3 +177,25 @@ test("runners api - a host's and a runner's page chart their own history; the AP
   assert.equal(bad.status, 400);
   assert.equal(((await bad.json()) as { parameter: string }).parameter, "runner");
 });
+
+test("runners api - a runner's page names the other hosts reporting its name in its scope (a session conflict's other side)", async () => {
+  const base = FLEET.find((r) => r.host === "ci-0001.example.com")!;
+  const twin = (host: string, scope: { org: string }) => ({ ...base, key: `${host}/${base.runner}`, host, state: { ...base.state, host, scope } });
+  const fleet = [base, twin("ci-0900.example.com", base.state.scope as { org: string }), twin("ci-0901.example.com", { org: "elsewhere" })];
+  const view: CollectorView = {
+    runners: () => fleet,
+    runner: (h, r) => fleet.find((x) => x.host === h && x.runner === r),
+    events: async () => [],
+    recentEvents: () => [],
+    alerts: () => [],
+    eventCounts: () => new Map(),
+    health: () => ({ ok: true, reason: null }),
+  };
+  const pages = createCollectorApp(view, { version: "t", now: () => NOW });
+  const text = (html: string) => html.replace(/<[^>]+>/g, "");
+  const page = text(await (await pages.request(`/runners/ci-0001.example.com/${encodeURIComponent(base.runner)}`)).text());
+  assert.match(page, /same name onci-0900\.example\.com \(one registration, two listeners/);
+  assert.doesNotMatch(page, /ci-0901/, "the same name in another scope is another runner");
+  const alone = text(await (await app().request(`/runners/ci-0001.example.com/${encodeURIComponent(base.runner)}`)).text());
+  assert.doesNotMatch(alone, /same name on/);
+});
