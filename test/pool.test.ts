@@ -192,6 +192,23 @@ test("pool - GitHub errors on generate-jitconfig are launch failures with backof
   }
 });
 
+test("pool - a 409 (name taken) on generate-jitconfig takes another name: no launch failure, nothing deleted", async () => {
+  const w = await poolWorld({ size: 1 });
+  try {
+    w.github.inject("jit", { status: 409, body: { message: "Already exists - A runner with the name is already taken." } });
+    const agent = w.start();
+    await waitFor(() => online(w).length === 1, "a runner under another name", 30_000);
+    assert.equal(w.github.count({ route: "jit" }), 2, "the 409, then one POST with a new name");
+    assert.equal(w.events(agent, "pool.launch_failed").length, 0, "a taken name is not a failed launch");
+    assert.equal(w.github.count({ method: "DELETE" }), 0, "the runner holding the name is not ours: never deleted");
+    assert.ok(parseLogs(agent.output()).some((l) => /already has a runner named .*: trying another name/.test(String(l.msg))), agent.output());
+    agent.kill("SIGTERM");
+    assert.equal((await agent.done).code, 0);
+  } finally {
+    await w.close();
+  }
+});
+
 test("pool - after SIGKILL of the agent, the next start deletes the runners it left at GitHub", async () => {
   const w = await poolWorld({ size: 2 });
   try {
