@@ -23,6 +23,9 @@ import { describePublishError, retryThroughElection } from "./retry.ts";
 const PUBLISH_TIMEOUT_MS = 5000;
 const encoder = new TextEncoder();
 
+/** How long a `check` retries stream and bucket set-up through an election before it publishes anyway. */
+const CHECK_SETUP_RETRY_MS = 2000;
+
 export interface NatsPublisherOptions {
   runtime: Runtime;
   config: NatsConfig;
@@ -88,13 +91,18 @@ export class NatsPublisher implements Publisher {
       return;
     }
     this.nc = nc;
+    // A cluster that just formed (or lost a node) answers stream and bucket set-up with timeouts
+    // or no responders until its leaders are elected: retried like a publish, or an R3 stream
+    // would be taken for a publish-only account and never created. `check` keeps it short.
+    const setUp = <T>(fn: () => Promise<T>) =>
+      retryThroughElection(fn, { budgetMs: mode === "check" ? CHECK_SETUP_RETRY_MS : undefined, shouldRetry: () => !this.closed });
     try {
-      await ensureEventsStream(nc, this.names, log, config.replicas).catch((err) => {
+      await setUp(() => ensureEventsStream(nc, this.names, log, config.replicas)).catch((err) => {
         if (err instanceof NatsSetupError) throw err;
         // Publish-only permissions: the collector creates the stream; just publish.
         log.debug(`cannot check or create stream ${this.names.eventsStream}: ${errorMessage(err)}`);
       });
-      this.kv = await openBucket(nc, this.names.stateBucket, true, { replicas: config.replicas, log }).catch((err) => {
+      this.kv = await setUp(() => openBucket(nc, this.names.stateBucket, true, { replicas: config.replicas, log })).catch((err) => {
         log.debug(`cannot create bucket ${this.names.stateBucket} (${errorMessage(err)}): opening it`);
         return openBucket(nc, this.names.stateBucket, false).catch(() => null);
       });
