@@ -326,6 +326,10 @@ test("pool - the metrics file, /metrics, status and health show pools, and faili
     const status = await runInProcess(["status", "--config", w.configPath], w.env);
     assert.match(status.stdout, /POOL\s+SCOPE\s+SIZE\s+IDLE\s+BUSY/);
     assert.match(status.stdout, /build\s+org:acme\s+2\s+2\s+0/);
+    const health = () => runInProcess(["health", "--metrics-file", join(w.stateDir, "metrics.json")], w.env);
+    const full = await health();
+    assert.equal(full.code, 0, full.stdout + full.stderr);
+    assert.doesNotMatch(full.stdout, /pool build/);
 
     // Launches start failing: after two, one firing notification for the pool.
     await w.template.setCrash(true);
@@ -334,6 +338,9 @@ test("pool - the metrics file, /metrics, status and health show pools, and faili
     const firing = hook.received.filter((r) => r.body?.rule === "pool_launch_failures" && r.body?.status === "firing");
     assert.equal(firing.length, 1, "one notification, not one per launch");
     assert.equal(firing[0].body.key, `pool_launch_failures/${firing[0].body.host}/build`);
+    // Short of runners for longer than two intervals (2 s here): health says so, as a WARNING.
+    await waitFor(async () => (await health()).code === 1, "health to warn of the short pool", 30_000);
+    assert.match((await health()).stdout, /^RUNNER TOKEN WARNING - .*pool build: [01] of 2 runners for \d+/);
     await w.template.setCrash(false);
     await waitFor(() => hook.received.some((r) => r.body?.rule === "pool_launch_failures" && r.body?.status === "resolved"), "the resolve once launches work", 60_000);
     agent.kill("SIGTERM");
