@@ -17,6 +17,8 @@ import { FLEET_STATUSES, fleetStatus } from "./collector-metrics.ts";
 
 /** About 64 KiB per chunk: large enough that per-chunk costs vanish, small to hold. */
 const CHUNK_BYTES = 64 * 1024;
+/** Text gathered before it is encoded into the chunk. */
+const ENCODE_CHARS = 1024;
 
 /** One runner as a scrape's snapshot holds it: its label text, read once. */
 interface Row {
@@ -38,6 +40,16 @@ interface Family {
 /** Label value escaping of the text format (backslash, newline, double quote), as prom-client does it. */
 function escapeLabel(value: string): string {
   return /[\\\n"]/.test(value) ? value.replace(/\\/g, "\\\\").replace(/\n/g, "\\n").replace(/"/g, '\\"') : value;
+}
+
+/**
+ * `text` made one flat string now: a label text is used in 8 to 10 lines, and a string built from
+ * pieces (a rope) would be walked again each time a line is encoded. Reading a character is what
+ * makes V8 flatten a string in place; this halved the time to write the text at 50,000 runners.
+ */
+function flat(text: string): string {
+  text.charCodeAt(0);
+  return text;
 }
 
 /**
@@ -112,7 +124,7 @@ function snapshot(view: CollectorView): { rows: Row[]; counts: Map<string, numbe
       } catch {
         // No scope label to give: the scoped series skip this runner.
       }
-      rows.push({ r, labels, scoped });
+      rows.push({ r, labels: flat(labels), scoped: scoped === null ? null : flat(scoped) });
     } catch {
       // Its samples are missing; the documents that get this far were validated (validate.ts).
     }
@@ -121,37 +133,48 @@ function snapshot(view: CollectorView): { rows: Row[]; counts: Map<string, numbe
 }
 
 /**
- * Writes text as UTF-8 into chunks of CHUNK_BYTES, line by line: encoding short strings straight
- * into the chunk costs half of building ~64 KiB strings and encoding those (their flattening).
+ * Writes text as UTF-8 into chunks of CHUNK_BYTES, about a kilobyte at a time: encoding short
+ * strings straight into the chunk costs half of building ~64 KiB strings and encoding those (their
+ * flattening), and fewer, slightly longer strings a little less than one per line.
  */
 class ChunkWriter {
   private readonly encoder = new TextEncoder();
   private buf = new Uint8Array(CHUNK_BYTES);
   private used = 0;
+  private pending = "";
 
   /** Appends `text`; a full chunk when one filled up, else null. */
   write(text: string): Uint8Array | null {
-    // A UTF-16 unit is at most 3 bytes of UTF-8: with that much room the text fits whole.
-    let full: Uint8Array | null = null;
-    if (this.used + text.length * 3 > this.buf.length) full = this.take();
-    if (text.length * 3 > this.buf.length) this.buf = new Uint8Array(text.length * 3);
-    this.used += this.encoder.encodeInto(text, this.buf.subarray(this.used)).written;
-    return full;
+    this.pending += text;
+    return this.pending.length >= ENCODE_CHARS ? this.encode() : null;
   }
 
-  /** What was written since the last chunk (a fresh buffer follows, so the chunk stays as it is). */
-  take(): Uint8Array {
-    const chunk = this.buf.subarray(0, this.used);
-    this.buf = new Uint8Array(CHUNK_BYTES);
-    this.used = 0;
-    return chunk;
+  /** The last chunks: everything written that is not in a chunk yet. */
+  finish(): Uint8Array[] {
+    const full = this.encode();
+    const last = this.buf.subarray(0, this.used);
+    return full ? [full, last] : [last];
+  }
+
+  private encode(): Uint8Array | null {
+    const text = this.pending;
+    this.pending = "";
+    let full: Uint8Array | null = null;
+    // A UTF-16 unit is at most 3 bytes of UTF-8: with that much room the text fits whole.
+    if (this.used + text.length * 3 > this.buf.length) {
+      if (this.used > 0) full = this.buf.subarray(0, this.used);
+      this.buf = new Uint8Array(Math.max(CHUNK_BYTES, text.length * 3));
+      this.used = 0;
+    }
+    this.used += this.encoder.encodeInto(text, this.buf.subarray(this.used)).written;
+    return full;
   }
 }
 
 /** The text in chunks of about CHUNK_BYTES, each family's lines together, families apart by a blank line. */
 function* chunks(rows: Row[], counts: Map<string, number>, tail: string): Generator<Uint8Array> {
   const out = new ChunkWriter();
-  const write = (text: string) => out.write(text);
+  const write = (text: string): Uint8Array | null => out.write(text);
   for (const family of FAMILIES) {
     let full = write(header(family.name, family.help, family.type));
     if (full) yield full;
@@ -172,7 +195,7 @@ function* chunks(rows: Row[], counts: Map<string, number>, tail: string): Genera
     const full = write(text);
     if (full) yield full;
   }
-  yield out.take();
+  yield* out.finish();
 }
 
 /**
