@@ -35,6 +35,11 @@ export interface ScrapeFigure {
   /** Request sent to the whole body read, ms (median of `samples`). */
   ms: number;
   samples: number;
+  /**
+   * The collector's CPU per scrape, ms (user + system over the scrapes, less what it spent on the
+   * heartbeats meanwhile at the window's rate): what a scrape costs it, whatever the client's speed.
+   */
+  cpuMs: number;
   bytes: number;
   /** The collector's RSS at its highest during the scrapes (sampled every 10 ms) less before them, MiB. */
   rssGrowthMiB: number;
@@ -85,8 +90,10 @@ async function fleetCounts(url: string): Promise<{ total: number; stale: number 
   return { total, stale };
 }
 
-async function timeScrapes(url: string, pid: number, agents: number): Promise<ScrapeFigure> {
-  const before = procSample(pid).rssBytes;
+/** `busyShare`: the collector's CPU share apart from the scrapes (the heartbeats), subtracted. */
+async function timeScrapes(url: string, pid: number, agents: number, busyShare = 0): Promise<ScrapeFigure> {
+  const start = procSample(pid);
+  const before = start.rssBytes;
   let peak = before;
   const sampler = setInterval(() => (peak = Math.max(peak, procSample(pid).rssBytes)), 10);
   const times: number[] = [];
@@ -102,8 +109,10 @@ async function timeScrapes(url: string, pid: number, agents: number): Promise<Sc
   } finally {
     clearInterval(sampler);
   }
-  peak = Math.max(peak, procSample(pid).rssBytes);
-  return { agents, ms: median(times), samples: times.length, bytes, rssGrowthMiB: (peak - before) / MiB };
+  const end = procSample(pid);
+  peak = Math.max(peak, end.rssBytes);
+  const cpuMs = Math.max(0, end.cpuMs - start.cpuMs - busyShare * (end.at - start.at)) / times.length;
+  return { agents, ms: median(times), samples: times.length, cpuMs, bytes, rssGrowthMiB: (peak - before) / MiB };
 }
 
 /** What one evaluation of the rules costs when it covers the whole fleet (FleetState.alerts). */
@@ -144,6 +153,7 @@ export async function benchCollectorHeartbeat(builds: Builds, options: { agents?
     const profDir = join(tmp, "prof");
     const profiledStart = performance.now();
     profiled = spawnChild([process.execPath, "--cpu-prof", "--cpu-prof-dir", profDir, "--cpu-prof-interval", "1000", builds.agentMapped, "collector", "--config", config, "--listen", "127.0.0.1:0"], { cwd: tmp });
+    const profiledUrl = /http:\/\/[^/ ]+/.exec(await profiled.waitForLine(/collector listening on/, 30_000))![0];
     await profiled.waitForLine(/collector consuming events and watching state/, 30_000);
     watcher = spawnChild([process.execPath, builds.kvWatcher], { env: { NATS_URL: nats.url }, cwd: REPO_ROOT });
     await watcher.waitForLine(/"ready"/, 30_000);
@@ -182,8 +192,9 @@ export async function benchCollectorHeartbeat(builds: Builds, options: { agents?
       for (; (await storedSeq()) - seq0 < stage; await sleep(100)) {
         if (Date.now() > deadline) throw new Error(`the stream did not store ${stage} first puts in time`);
       }
-      while ((await fleetCounts(url)).total < stage) {
-        if (Date.now() > deadline) throw new Error(`the collector did not see ${stage} agents in time`);
+      // Both collectors hold the stage's agents: the profiled copy's catching up would weigh on the scrape.
+      while ((await fleetCounts(url)).total < stage || (await fleetCounts(profiledUrl)).total < stage) {
+        if (Date.now() > deadline) throw new Error(`the collectors did not see ${stage} agents in time`);
         await sleep(500);
       }
       scrapes.push(await timeScrapes(url, collector.pid, stage));
@@ -213,7 +224,7 @@ export async function benchCollectorHeartbeat(builds: Builds, options: { agents?
     const windowEnd = performance.now();
     // The profiled copy has done its part; the scrape is timed with the heartbeats still coming.
     await profiled.stop();
-    const scrapeUnderLoad = await timeScrapes(url, collector.pid, agents);
+    const scrapeUnderLoad = await timeScrapes(url, collector.pid, agents, (c1.cpuMs - c0.cpuMs) / (c1.at - c0.at));
     stop = true;
     await beating;
     const file = (await readdir(profDir).catch(() => [] as string[])).find((f) => f.endsWith(".cpuprofile"));
