@@ -1,8 +1,8 @@
 /**
  * The collector's Prometheus metrics (SPEC 11): the agent's per-runner series with `host` and
- * `runner` labels (collector-metrics-runners.ts), plus fleet-wide counts (here). Every value is
- * computed from the view at scrape time, so a runner removed from KV disappears from the next
- * scrape instead of lingering with its last value.
+ * `runner` labels and the runners by status (collector-metrics-runners.ts), plus the collector's
+ * own counts (here). Every value is computed from the view at scrape time, so a runner removed
+ * from KV disappears from the next scrape instead of lingering with its last value.
  */
 import { Counter, Gauge, Registry } from "prom-client";
 import type { CollectorView, FleetRunner } from "../collector/types.ts";
