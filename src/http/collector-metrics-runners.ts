@@ -3,12 +3,12 @@
  * `runner_token_fleet_runners{status}`, written as Prometheus text by hand and streamed.
  *
  * At 50,000 runners these are ~450,000 samples and ~40 MiB of text. Through prom-client a scrape
- * cost 11–14 s and several times the text's size in label maps (every sample hashed and stored in
- * a gauge reset and refilled per scrape, then formatted). Here one pass over the fleet view takes the
- * snapshot (each runner's label text and status: the counts are done then), and the text of each
- * family is written from that snapshot as the client reads it, a chunk of CHUNK_BYTES at a time:
- * no sample objects, the whole text never held at once, and the collector's event loop gets a
- * turn between chunks. The view is read once per scrape, so every family of one scrape shows the
+ * cost 11–14 s and several times the text's size in label maps (every sample hashed and stored
+ * in a gauge reset and refilled per scrape, then formatted). Here one pass over the fleet view
+ * takes the snapshot (each runner's label text and status: the counts are done then), and the text
+ * of each family is written from that snapshot as the client reads it, a chunk of CHUNK_BYTES at a
+ * time: no sample objects, the whole text never held at once, and the collector's event loop gets
+ * a turn between chunks. The view is read once per scrape, so every family of one scrape shows the
  * same runners, and a runner removed from KV is gone from the next scrape.
  */
 import type { CollectorView, FleetRunner } from "../collector/types.ts";
