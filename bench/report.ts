@@ -164,7 +164,7 @@ export function heartbeatPart(r: HeartbeatResult): Part {
       "process and the cores). The collector's CPU per scrape (from `/proc`, less its heartbeat share of the window) is what a",
       "scrape costs it whatever the client's speed. The collector writes the per-runner series (SPEC 11: about 9 per runner)",
       "from one read of its fleet view and streams them in 64 KiB chunks, so the text is never held whole; the RSS column is that",
-      "read and the scrapes' garbage until the collector's GC takes it back (through prom-client, 10,000 runners grew it by ~220 MiB):",
+      "read and the scrapes' garbage until the collector's GC takes it back:",
       "",
       "| runners | scrape | collector CPU per scrape | text | collector RSS growth during the scrapes (peak, sampled every 10 ms) |",
       "|---|---|---|---|---|",
