@@ -7,6 +7,7 @@ import { Hono } from "hono";
 import type { Context, MiddlewareHandler } from "hono";
 import type { CollectorView, FleetRunner } from "../collector/types.ts";
 import { createCollectorRegistry } from "./collector-metrics.ts";
+import { collectorMetricsStream } from "./collector-metrics-runners.ts";
 import { FilterError, pageRunners, parseRunnerFilters } from "./api-filters.ts";
 import { shell } from "./pages/layout.ts";
 import { renderLivePage } from "./pages/render.ts";
@@ -194,9 +195,11 @@ export function createCollectorApp(view: CollectorView, options: CollectorAppOpt
     return c.json({ status: "unavailable", reason: health.reason ?? "unknown" }, 503);
   });
 
+  // The bounded families first (a failure there is a 500 like any other), then the snapshot of
+  // the fleet, whose per-runner text is written as the scraper reads it.
   app.get("/metrics", async (c) => {
-    const text = await registry.metrics();
-    return c.body(text, 200, { "Content-Type": PROMETHEUS_CONTENT_TYPE });
+    const tail = await registry.metrics();
+    return c.body(collectorMetricsStream(view, tail), 200, { "Content-Type": PROMETHEUS_CONTENT_TYPE });
   });
 
   // The pages stay open like / always was: they show what /metrics shows, never a secret.
