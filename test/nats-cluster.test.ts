@@ -517,6 +517,75 @@ test("nats cluster - /healthz and the fleet view recover after the SIGKILL of th
   }
 });
 
+/** The nodes that host the stream's ordered consumers (the KV watches and feeds), by consumer name. */
+async function orderedConsumers(cluster: NatsCluster, stream: string): Promise<Map<string, string>> {
+  const nc = await connect({ servers: cluster.urls.filter((_, i) => cluster.nodes[i].running()), timeout: 2000 });
+  try {
+    const out = new Map<string, string>();
+    for await (const ci of (await jetstreamManager(nc, { timeout: 2000 })).consumers.list(stream)) {
+      if (ci.name.startsWith("oc_") && ci.cluster?.leader) out.set(ci.name, ci.cluster.leader);
+    }
+    return out;
+  } finally {
+    await nc.close();
+  }
+}
+
+test("nats cluster - the fleet view recovers when the node hosting the state watch's consumer dies, the collector connected elsewhere", { timeout: 60_000 }, async () => {
+  const cluster = await startNatsCluster();
+  const nc = await connect({ servers: cluster.urls });
+  try {
+    await createBucket(nc, "RTR_STATE", { replicas: 3 });
+  } finally {
+    await nc.close();
+  }
+  // The watch's consumer has one replica, placed on any of the three nodes: a collector whose own
+  // connection is to another node is wanted, so that only the consumer dies (a collector on the
+  // same node would see its connection drop and re-make the watch on reconnect).
+  let c: ReturnType<typeof startCollector> | null = null;
+  let home = 0;
+  let watchNode = -1;
+  try {
+    for (let attempt = 1; watchNode < 0; attempt++) {
+      const before = await orderedConsumers(cluster, "KV_RTR_STATE");
+      c = startCollector(clusterCollectorConfig(cluster, home, "collector"));
+      let created: string[] = [];
+      await waitUntil("the collector's state watch", 20_000, async () => (created = [...(await orderedConsumers(cluster, "KV_RTR_STATE")).entries()].filter(([name]) => !before.has(name)).map(([, node]) => node)).length === 1);
+      const node = cluster.indexOf(created[0]);
+      if (node !== home) watchNode = node;
+      else {
+        assert.ok(attempt < 8, "the watch's consumer landed on the collector's own node eight times running");
+        await c.close();
+        home = (home + 1) % 3;
+      }
+    }
+    const collector = c!;
+    await withPublisher({ urls: [cluster.urls[home]] }, async (publisher) => {
+      await publisher.ready();
+      await publisher.putState(runnerState());
+      await waitUntil("the collector to see the runner", 20_000, async () => collector.collector.runner("cl-host", "r1") !== undefined);
+      const killedAt = Date.now();
+      await cluster.kill(watchNode);
+      await publisher.putState(runnerState({ total_refreshes: 4 }));
+      const storedAt = Date.now();
+      // Seen stalled within two checks once the bucket answers; a new consumer on the stream can
+      // take the server 11–22 s after the kill (measured with nats-server 2.9).
+      const bound = 3 * ELECTION_MAX_MS + 2 * STALL_CHECK_MS;
+      await waitUntil("the fleet view to show the runner's new state", Math.max(1000, bound - (storedAt - killedAt)), async () => collector.collector.runner("cl-host", "r1")?.state.total_refreshes === 4).catch((err) => {
+        throw new Error(`${err.message}\n${collector.logs().slice(-2000)}`);
+      });
+      console.log(`nats cluster: the state put was stored ${storedAt - killedAt} ms after the SIGKILL of ${cluster.nodes[watchNode].name} (hosting the state watch's consumer; the collector on ${cluster.nodes[home].name}) and in the fleet view ${Date.now() - killedAt} ms after the kill (bound ${bound} ms)`);
+      assert.match(collector.logs(), /the state watch delivered nothing since revision \d+ while the bucket is at \d+ \(its consumer's NATS node may be gone\): watching again/);
+      assert.equal(collector.collector.health().ok, true, "the collector's connection never dropped");
+      await publisher.putState(runnerState({ total_refreshes: 5 }));
+      await waitUntil("the next state too", 10_000, async () => collector.collector.runner("cl-host", "r1")?.state.total_refreshes === 5);
+    });
+  } finally {
+    await c?.close();
+    await cluster.close();
+  }
+});
+
 // ---------------------------------------------------------------------------------------------
 // The shipped cluster configs (docs/nats.md, "Cluster")
 

@@ -13,6 +13,8 @@ import { sleep } from "../shared/backoff.ts";
 
 /** Between two looks at the stream: a stalled feed is ended 1–2 checks after the missed message. */
 export const STALL_CHECK_MS = 3000;
+/** A look that gets no answer this soon (no stream leader yet) is skipped, not waited for. */
+const TAIL_TIMEOUT_MS = 2000;
 
 export interface StreamTail {
   /** The stream's last sequence. */
@@ -44,10 +46,14 @@ export function watchForStall(options: StallWatchOptions): () => void {
       await sleep(every, stop.signal).catch(() => {});
       if (stop.signal.aborted) return;
       let tail: StreamTail;
+      let timer: ReturnType<typeof setTimeout> | undefined;
       try {
-        tail = await options.tail();
+        const late = new Promise<never>((_, reject) => (timer = setTimeout(() => reject(new Error("timeout")), TAIL_TIMEOUT_MS)));
+        tail = await Promise.race([options.tail(), late]);
       } catch {
         continue;
+      } finally {
+        clearTimeout(timer);
       }
       const delivered = options.delivered();
       const ahead = tail.messages > 0 && tail.lastSeq > delivered;
