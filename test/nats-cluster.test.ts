@@ -489,9 +489,10 @@ test("nats cluster - /healthz and the fleet view recover after the SIGKILL of th
       await publisher.publishEvent(event(2));
       const storedAt = Date.now();
       // Stored once the stream and the bucket have leaders again; a feed whose consumer died with
-      // the node is seen stalled within two checks and started again (src/collector/stall-watch.ts).
-      const bound = 2 * STALL_CHECK_MS + 5000;
-      await waitUntil("the fleet view to show the runner's new state and the event", bound, async () => c.collector.runner("cl-host", "r1")?.state.total_refreshes === 4 && c.collector.eventCounts().get("token.refreshed") === 2).catch((err) => {
+      // the node is seen stalled within two checks and started again (src/collector/stall-watch.ts),
+      // on a new consumer, which can take the server 11–22 s after the kill (nats-server 2.9).
+      const bound = 3 * ELECTION_MAX_MS + 2 * STALL_CHECK_MS;
+      await waitUntil("the fleet view to show the runner's new state and the event", Math.max(1000, bound - (storedAt - killedAt)), async () => c.collector.runner("cl-host", "r1")?.state.total_refreshes === 4 && c.collector.eventCounts().get("token.refreshed") === 2).catch((err) => {
         throw new Error(`${err.message}; /healthz said ${said.join(", ") || "200 ok throughout"}\n${c.logs().slice(-2000)}`);
       });
       const viewAfter = Date.now() - killedAt;
@@ -501,7 +502,7 @@ test("nats cluster - /healthz and the fleet view recover after the SIGKILL of th
       const restarted = [/the state watch delivered nothing/, /the history feed delivered nothing/].filter((r) => r.test(c.logs())).length;
       console.log(
         `nats cluster: after the SIGKILL of ${cluster.nodes[home].name} (stream leader, the collector's node) /healthz said ${said.join(", ") || "200 ok throughout"}; ` +
-          `the agent's state and event were stored ${storedAt - killedAt} ms after the kill and in the fleet view ${viewAfter} ms after it (${viewAfter - (storedAt - killedAt)} ms after storing, bound ${bound} ms); ${restarted} stalled feed(s) restarted`,
+          `the agent's state and event were stored ${storedAt - killedAt} ms after the kill and in the fleet view ${viewAfter} ms after it (bound ${bound} ms); ${restarted} stalled feed(s) restarted`,
       );
       for (const s of said) assert.match(s, /: (200 ok|503 unavailable: NATS connection lost: reconnecting)$/, "during the gap /healthz says the NATS connection is being re-made, nothing else");
       assert.ok(healthyAgainAfter < ELECTION_MAX_MS + 5000, `/healthz ok again ${healthyAgainAfter} ms after the kill`);
