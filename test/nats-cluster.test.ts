@@ -1,5 +1,8 @@
 // SPEC 16 on a real three-node JetStream cluster: R3 stream and buckets, publishing through the
-// SIGKILL of the stream leader, and the outbox when quorum is lost.
+// SIGKILL of the stream leader, and the outbox when quorum is lost; seen from the collector: the
+// lease moving when the leader's host dies, the token broker, /healthz and the fleet view through
+// a node's SIGKILL (bounds derived from the documented election time, 4–9 s); the lease TTL rules;
+// the shipped cluster configs checked by nats-server -t.
 import { test } from "./helpers/test.ts";
 import assert from "node:assert/strict";
 import { execFile } from "node:child_process";
