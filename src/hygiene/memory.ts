@@ -47,27 +47,57 @@ export function hygieneDir(ctx: AgentContext): string {
   return join(ctx.store.dir, "hygiene");
 }
 
-export async function readJsonFile<T>(ctx: AgentContext, path: string, empty: () => T): Promise<T> {
+export async function readJsonFile<T>(ctx: AgentContext, path: string, empty: () => T, seen?: (text: string | null) => void): Promise<T> {
+  let text: string;
   try {
-    return { ...empty(), ...(JSON.parse(await ctx.runtime.files.readText(path)) as Partial<T>) };
+    text = await ctx.runtime.files.readText(path);
+  } catch {
+    seen?.(null);
+    return empty();
+  }
+  seen?.(text);
+  try {
+    return { ...empty(), ...(JSON.parse(text) as Partial<T>) };
   } catch {
     return empty();
   }
 }
 
+const jsonText = (value: unknown) => `${JSON.stringify(value, null, 2)}\n`;
+
 /** Atomic, and never in --dry-run (SPEC 3: no file written except logs). */
-export async function writeJsonFile(ctx: AgentContext, path: string, value: unknown): Promise<void> {
+export async function writeJsonFile(ctx: AgentContext, path: string, value: unknown, text = jsonText(value)): Promise<void> {
   if (ctx.config.dryRun) return;
   await ctx.runtime.files.mkdir(join(path, ".."), 0o750);
-  await ctx.runtime.files.writeAtomic(path, `${JSON.stringify(value, null, 2)}\n`, 0o640);
+  await ctx.runtime.files.writeAtomic(path, text, 0o640);
 }
 
 const runnerFile = (ctx: AgentContext, runnerDir: string) => join(hygieneDir(ctx), `runner-${encodeToken(runnerDir)}.json`);
 
-export function loadHygiene(ctx: AgentContext, runnerDir: string): Promise<HygieneMemory> {
-  return readJsonFile(ctx, runnerFile(ctx, runnerDir), emptyHygieneMemory);
+/**
+ * Each runner file's text as this process last read or wrote it: a save of an unchanged memory
+ * writes nothing (most passes change nothing, and a write costs two fsyncs). Every save follows a
+ * load of the same file under the runner's lock, so another process's write is always seen.
+ */
+const runnerTexts = new Map<string, string>();
+const MAX_TEXTS = 4096;
+
+function remember(path: string, text: string | null): void {
+  runnerTexts.delete(path);
+  if (text === null) return;
+  if (runnerTexts.size >= MAX_TEXTS) runnerTexts.delete(runnerTexts.keys().next().value!);
+  runnerTexts.set(path, text);
 }
 
-export function saveHygiene(ctx: AgentContext, runnerDir: string, memory: HygieneMemory): Promise<void> {
-  return writeJsonFile(ctx, runnerFile(ctx, runnerDir), memory);
+export function loadHygiene(ctx: AgentContext, runnerDir: string): Promise<HygieneMemory> {
+  const path = runnerFile(ctx, runnerDir);
+  return readJsonFile(ctx, path, emptyHygieneMemory, (text) => remember(path, text));
+}
+
+export async function saveHygiene(ctx: AgentContext, runnerDir: string, memory: HygieneMemory): Promise<void> {
+  const path = runnerFile(ctx, runnerDir);
+  const text = jsonText(memory);
+  if (ctx.config.dryRun || runnerTexts.get(path) === text) return;
+  await writeJsonFile(ctx, path, memory, text);
+  remember(path, text);
 }

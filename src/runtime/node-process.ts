@@ -1,6 +1,6 @@
 /** Child processes and /proc for Node (Deno runs the same code through its node: layer). */
 import { spawn as nodeSpawn } from "node:child_process";
-import { promises as fs } from "node:fs";
+import { promises as fs, readFileSync } from "node:fs";
 import process from "node:process";
 import type { ChildHandle, ProcessInfo, ServiceChild, ServiceChildOptions, SpawnOptions, SpawnResult } from "./types.ts";
 
@@ -128,6 +128,22 @@ export async function listProcesses(): Promise<ProcessInfo[]> {
     }
   }
   return out;
+}
+
+/** /proc/<pid>/stat's start time (field 22), null for a zombie or a process that is not there. */
+export async function processStart(pid: number): Promise<string | null> {
+  if (!Number.isInteger(pid) || pid <= 0) return null;
+  let stat: string;
+  try {
+    // A few hundred bytes: read synchronously (see node-files.ts on why small reads are).
+    stat = readFileSync(`/proc/${pid}/stat`, "latin1");
+  } catch {
+    return null;
+  }
+  // The command name (field 2) may hold spaces and parentheses: fields 3… follow the last ")".
+  const fields = stat.slice(stat.lastIndexOf(")") + 2).split(" ");
+  if (fields[0] === "Z" || fields[0] === "X" || !fields[19]) return null;
+  return fields[19];
 }
 
 /** A pool's run.sh: own process group, exact environment, output line by line to the agent's log. */
