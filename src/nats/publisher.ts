@@ -208,17 +208,20 @@ export class NatsPublisher implements Publisher {
     return this.enqueue(() => this.flushStates());
   }
 
+  /**
+   * Every pending state at once, pipelined on the one connection (one round trip for a pass's
+   * runners, not one per runner); a put that fails stays pending for the next flush.
+   */
   private async flushStates(): Promise<void> {
-    if (!this.kv || !this.connected) return;
-    for (const [key, doc] of [...this.pendingStates]) {
-      try {
-        await this.electionRetry(() => this.kv!.put(key, JSON.stringify(doc)));
+    if (!this.kv || !this.connected || this.pendingStates.size === 0) return;
+    const batch = [...this.pendingStates];
+    const results = await Promise.allSettled(batch.map(([key, doc]) => this.electionRetry(() => this.kv!.put(key, JSON.stringify(doc)))));
+    results.forEach((r, i) => {
+      const [key, doc] = batch[i];
+      if (r.status === "fulfilled") {
         if (this.pendingStates.get(key) === doc) this.pendingStates.delete(key);
-      } catch (err) {
-        this.options.log.debug(`state put failed: ${describePublishError(err)}`);
-        return;
-      }
-    }
+      } else this.options.log.debug(`state put failed: ${describePublishError(r.reason)}`);
+    });
   }
 
   async pending(): Promise<number> {

@@ -38,7 +38,7 @@ async function fsyncDir(dir: string): Promise<void> {
 }
 
 function describe(s: Stats): FileStat {
-  return { isFile: s.isFile(), isDirectory: s.isDirectory(), isSymbolicLink: s.isSymbolicLink(), mode: s.mode & 0o7777, uid: s.uid, gid: s.gid, mtimeMs: s.mtimeMs, size: s.size };
+  return { isFile: s.isFile(), isDirectory: s.isDirectory(), isSymbolicLink: s.isSymbolicLink(), mode: s.mode & 0o7777, uid: s.uid, gid: s.gid, mtimeMs: s.mtimeMs, size: s.size, ino: s.ino };
 }
 
 function statWith(how: typeof statSync, path: string): FileStat | null {
@@ -100,12 +100,13 @@ async function writeAtomic(path: string, data: string, mode = 0o644, options: { 
     try {
       const bytes = Buffer.from(data, "utf8");
       for (let off = 0; off < bytes.length; ) off += writeSync(fd, bytes, off, bytes.length - off);
-      if (existing && typeof process.getuid === "function" && (existing.uid !== process.getuid() || existing.gid !== process.getgid!())) {
+      if (existing) {
         try {
           fchownSync(fd, existing.uid, existing.gid);
         } catch (err) {
-          // Only root may give a file away; anyone else keeps it as their own.
-          if (process.getuid() === 0) throw err;
+          // Only root may give a file away; anyone else keeps it as their own. (No getgid: Deno
+          // asks for a permission the agent's documented set does not give.)
+          if (typeof process.getuid === "function" && process.getuid() === 0) throw err;
         }
       }
       fchmodSync(fd, mode);

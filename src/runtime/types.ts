@@ -69,6 +69,8 @@ export interface FileStat {
   gid: number;
   mtimeMs: number;
   size: number;
+  /** The inode: a file replaced by rename (every atomic write) has a new one. */
+  ino?: number;
 }
 
 export interface ProcessInfo {
