@@ -7,6 +7,7 @@
 import { join } from "node:path";
 import { encodeToken } from "../shared/scope.ts";
 import type { AgentContext } from "../agent/context.ts";
+import type { FileStat } from "../runtime/types.ts";
 
 export interface HygieneMemory {
   /** The runner's version as last read from its dir, and where it was read. */
@@ -75,29 +76,42 @@ export async function writeJsonFile(ctx: AgentContext, path: string, value: unkn
 const runnerFile = (ctx: AgentContext, runnerDir: string) => join(hygieneDir(ctx), `runner-${encodeToken(runnerDir)}.json`);
 
 /**
- * Each runner file's text as this process last read or wrote it: a save of an unchanged memory
- * writes nothing (most passes change nothing, and a write costs two fsyncs). Every save follows a
- * load of the same file under the runner's lock, so another process's write is always seen.
+ * Each runner file's text as this process last read or wrote it, with the file's identity then
+ * (inode, size, mtime): a save of an unchanged memory writes nothing (most passes change nothing,
+ * and a write costs two fsyncs), and a file nobody replaced since is not read again (writes are
+ * renames: a new inode). Every save follows a load of the same file under the runner's lock, so
+ * another process's write is always seen.
  */
-const runnerTexts = new Map<string, string>();
+const runnerTexts = new Map<string, { text: string; stat: FileStat | null }>();
 const MAX_TEXTS = 4096;
 
-function remember(path: string, text: string | null): void {
+function remember(path: string, text: string | null, stat: FileStat | null): void {
   runnerTexts.delete(path);
   if (text === null) return;
   if (runnerTexts.size >= MAX_TEXTS) runnerTexts.delete(runnerTexts.keys().next().value!);
-  runnerTexts.set(path, text);
+  runnerTexts.set(path, { text, stat });
 }
 
-export function loadHygiene(ctx: AgentContext, runnerDir: string): Promise<HygieneMemory> {
+const sameFile = (a: FileStat | null | undefined, b: FileStat | null | undefined) => Boolean(a && b && a.ino !== undefined && a.ino === b.ino && a.size === b.size && a.mtimeMs === b.mtimeMs);
+
+export async function loadHygiene(ctx: AgentContext, runnerDir: string): Promise<HygieneMemory> {
   const path = runnerFile(ctx, runnerDir);
-  return readJsonFile(ctx, path, emptyHygieneMemory, (text) => remember(path, text));
+  const stat = await ctx.runtime.files.stat(path).catch(() => null);
+  const known = runnerTexts.get(path);
+  if (known && sameFile(known.stat, stat)) {
+    try {
+      return { ...emptyHygieneMemory(), ...(JSON.parse(known.text) as Partial<HygieneMemory>) };
+    } catch {
+      return emptyHygieneMemory();
+    }
+  }
+  return readJsonFile(ctx, path, emptyHygieneMemory, (text) => remember(path, text, stat));
 }
 
 export async function saveHygiene(ctx: AgentContext, runnerDir: string, memory: HygieneMemory): Promise<void> {
   const path = runnerFile(ctx, runnerDir);
   const text = jsonText(memory);
-  if (ctx.config.dryRun || runnerTexts.get(path) === text) return;
+  if (ctx.config.dryRun || runnerTexts.get(path)?.text === text) return;
   await writeJsonFile(ctx, path, memory, text);
-  remember(path, text);
+  remember(path, text, await ctx.runtime.files.stat(path).catch(() => null));
 }

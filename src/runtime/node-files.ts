@@ -87,12 +87,11 @@ let tmpCounter = 0;
  */
 async function writeAtomic(path: string, data: string, mode = 0o644, options: { syncDir?: boolean } = {}): Promise<void> {
   let target = path;
-  try {
+  let existing = lstatSync(path, { throwIfNoEntry: false });
+  if (existing?.isSymbolicLink()) {
     target = realpathSync.native(path);
-  } catch {
-    // Not there yet.
+    existing = statSync(target, { throwIfNoEntry: false });
   }
-  const existing = statSync(target, { throwIfNoEntry: false });
   const tmp = `${target}.${process.pid}.${++tmpCounter}.tmp`;
   const fd = openSync(tmp, fsConstants.O_WRONLY | fsConstants.O_CREAT | fsConstants.O_EXCL | fsConstants.O_NOFOLLOW, mode);
   let renamed = false;
@@ -100,12 +99,13 @@ async function writeAtomic(path: string, data: string, mode = 0o644, options: { 
     try {
       const bytes = Buffer.from(data, "utf8");
       for (let off = 0; off < bytes.length; ) off += writeSync(fd, bytes, off, bytes.length - off);
-      if (existing) {
+      // Another user's file stays theirs (compared by uid alone: Deno asks for a permission to
+      // read the gid that the agent's documented set does not give).
+      if (existing && (typeof process.getuid !== "function" || existing.uid !== process.getuid())) {
         try {
           fchownSync(fd, existing.uid, existing.gid);
         } catch (err) {
-          // Only root may give a file away; anyone else keeps it as their own. (No getgid: Deno
-          // asks for a permission the agent's documented set does not give.)
+          // Only root may give a file away; anyone else keeps it as their own.
           if (typeof process.getuid === "function" && process.getuid() === 0) throw err;
         }
       }
@@ -192,11 +192,10 @@ export const nodeFiles: RuntimeFiles = {
   },
 
   async lock(path, timeoutMs, staleMs = 60_000, signal) {
-    mkdirSync(dirname(path), { recursive: true });
-    // proper-lockfile needs the locked file to exist; the lock itself is `<path>.lock`. The lock
-    // lives in a runner dir that the runner's user (and its jobs) can write: O_NOFOLLOW, so a
-    // planted symlink never makes the agent (root) create or open a file elsewhere.
-    closeSync(openSync(path, fsConstants.O_WRONLY | fsConstants.O_CREAT | fsConstants.O_APPEND | fsConstants.O_NOFOLLOW | fsConstants.O_NONBLOCK, 0o600));
+    // The lock is the directory `<path>.lock` (proper-lockfile, `realpath: false`: `path` itself
+    // is never opened or created, so a symlink planted there by a runner's user leads nowhere).
+    // Its parent is made when missing (a state dir's locks/ on first use).
+    let parentMade = false;
     const deadline = Date.now() + timeoutMs;
     for (;;) {
       try {
@@ -219,6 +218,11 @@ export const nodeFiles: RuntimeFiles = {
           }
         };
       } catch (err) {
+        if ((err as NodeJS.ErrnoException).code === "ENOENT" && !parentMade) {
+          mkdirSync(dirname(path), { recursive: true });
+          parentMade = true;
+          continue;
+        }
         if ((err as NodeJS.ErrnoException).code !== "ELOCKED") throw err;
         if (Date.now() >= deadline || signal?.aborted) return null;
         await new Promise((r) => setTimeout(r, Math.min(250, Math.max(10, deadline - Date.now()))));

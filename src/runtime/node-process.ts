@@ -1,8 +1,12 @@
 /** Child processes and /proc for Node (Deno runs the same code through its node: layer). */
 import { spawn as nodeSpawn } from "node:child_process";
-import { promises as fs, readFileSync } from "node:fs";
+import { Buffer } from "node:buffer";
+import { closeSync, openSync, promises as fs, readSync } from "node:fs";
 import process from "node:process";
 import type { ChildHandle, ProcessInfo, ServiceChild, ServiceChildOptions, SpawnOptions, SpawnResult } from "./types.ts";
+
+/** /proc/<pid>/stat is read into this (a few hundred bytes; the agent reads one at a time). */
+const procBuffer = Buffer.alloc(4096);
 
 export function startProcess(command: string, args: string[], options: { cwd?: string; env?: Record<string, string | undefined> } = {}): ChildHandle {
   let output = "";
@@ -135,8 +139,13 @@ export async function processStart(pid: number): Promise<string | null> {
   if (!Number.isInteger(pid) || pid <= 0) return null;
   let stat: string;
   try {
-    // A few hundred bytes: read synchronously (see node-files.ts on why small reads are).
-    stat = readFileSync(`/proc/${pid}/stat`, "latin1");
+    // A few hundred bytes, read synchronously in one call (see node-files.ts on why small reads are).
+    const fd = openSync(`/proc/${pid}/stat`, "r");
+    try {
+      stat = procBuffer.toString("latin1", 0, readSync(fd, procBuffer, 0, procBuffer.length, 0));
+    } finally {
+      closeSync(fd);
+    }
   } catch {
     return null;
   }
