@@ -267,6 +267,14 @@ test("runtime - writeAtomic: exact mode whatever the umask, no temp file left, a
     assert.equal(await readFile(path, "utf8"), "four\n", "written through the link, as write-file-atomic did");
     assert.ok((await import("node:fs")).lstatSync(join(dir, "link.json")).isSymbolicLink());
     await assert.rejects(runtime.files.writeAtomic(join(dir, "no-such-dir", "x"), "x"), { code: "ENOENT" });
+    // A temp file a crashed process left under the name this one would use is reused, not an error.
+    const { readdirSync, writeFileSync } = await import("node:fs");
+    await runtime.files.writeAtomic(join(dir, "other.json"), "1\n", 0o640);
+    // Every name this process could use next (its counter is below 500 here).
+    for (let n = 1; n <= 500; n++) writeFileSync(join(dir, `other.json.${process.pid}.${n}.tmp`), "stale");
+    for (let n = 0; n < 3; n++) await runtime.files.writeAtomic(join(dir, "other.json"), `${n}\n`, 0o640);
+    assert.equal(await readFile(join(dir, "other.json"), "utf8"), "2\n");
+    for (const f of readdirSync(dir).filter((f) => f.endsWith(".tmp"))) (await import("node:fs")).unlinkSync(join(dir, f));
 
     assert.equal(await runtime.files.readText(path), "four\n");
     assert.match(await runtime.files.readText(`/proc/${process.pid}/stat`), new RegExp(`^${process.pid} \\(`), "a /proc file (size 0) is read to its end");

@@ -93,7 +93,8 @@ async function writeAtomic(path: string, data: string, mode = 0o644, options: { 
     existing = statSync(target, { throwIfNoEntry: false });
   }
   const tmp = `${target}.${process.pid}.${++tmpCounter}.tmp`;
-  const fd = openSync(tmp, fsConstants.O_WRONLY | fsConstants.O_CREAT | fsConstants.O_EXCL | fsConstants.O_NOFOLLOW, mode);
+  // O_TRUNC, not O_EXCL: a temp file left by a crashed process that had the same pid is reused.
+  const fd = openSync(tmp, fsConstants.O_WRONLY | fsConstants.O_CREAT | fsConstants.O_TRUNC | fsConstants.O_NOFOLLOW, mode);
   let renamed = false;
   try {
     try {
