@@ -205,7 +205,7 @@ export class NatsPublisher implements Publisher {
 
   putState(doc: StateDocument): Promise<void> {
     // The state is a heartbeat: only the latest per runner matters, so it waits in memory (not
-    // the outbox) until NATS answers, and a failed put is simply retried with the next one.
+    // the outbox) until NATS is there, and is put again with the next pass anyway.
     this.pendingStates.set(stateKey(doc.host, doc.name), doc);
     return this.enqueue(() => this.flushStates());
   }
@@ -216,16 +216,22 @@ export class NatsPublisher implements Publisher {
     return this.enqueue(() => this.flushStates());
   }
 
+  /**
+   * Every pending state as a plain publish to its KV subject (`$KV.<bucket>.<key>`), which the
+   * bucket's stream stores as the key's new value, without waiting for JetStream's
+   * acknowledgement: no reply inbox, timer or answer per runner per pass (issue 18). A heartbeat
+   * needs no receipt: one lost to an outage or an election is replaced by the next pass's, and
+   * states not sent while disconnected go out on reconnect.
+   */
   private async flushStates(): Promise<void> {
-    if (!this.kv || !this.connected) return;
-    for (const [key, doc] of [...this.pendingStates]) {
-      try {
-        await this.electionRetry(() => this.kv!.put(key, JSON.stringify(doc)));
-        if (this.pendingStates.get(key) === doc) this.pendingStates.delete(key);
-      } catch (err) {
-        this.options.log.debug(`state put failed: ${describePublishError(err)}`);
-        return;
-      }
+    if (!this.kv || !this.nc || !this.connected || this.disconnected || this.pendingStates.size === 0) return;
+    const batch = [...this.pendingStates];
+    const bucket = this.kv as unknown as { subjectForKey(key: string, edit?: boolean): string };
+    try {
+      for (const [key, doc] of batch) this.nc.publish(bucket.subjectForKey(key, true), JSON.stringify(doc));
+      for (const [key, doc] of batch) if (this.pendingStates.get(key) === doc) this.pendingStates.delete(key);
+    } catch (err) {
+      this.options.log.debug(`state put failed: ${describePublishError(err)}`);
     }
   }
 
