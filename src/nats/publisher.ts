@@ -217,22 +217,20 @@ export class NatsPublisher implements Publisher {
   }
 
   /**
-   * Every pending state as a plain publish to its KV subject (`$KV.<bucket>.<key>`), which the
-   * bucket's stream stores as the key's new value, without waiting for JetStream's
-   * acknowledgement: no reply inbox, timer or answer per runner per pass (issue 18). A heartbeat
-   * needs no receipt: one lost to an outage or an election is replaced by the next pass's, and
-   * states not sent while disconnected go out on reconnect.
+   * Every pending state put at once (the puts in flight together: one round trip for all runners,
+   * not one per runner), each acknowledged and retried through an election (SPEC 16): a state
+   * left unstored stays pending for the next flush instead of being lost silently.
    */
   private async flushStates(): Promise<void> {
-    if (!this.kv || !this.nc || !this.connected || this.disconnected || this.pendingStates.size === 0) return;
+    if (!this.kv || !this.connected || this.pendingStates.size === 0) return;
     const batch = [...this.pendingStates];
-    const bucket = this.kv as unknown as { subjectForKey(key: string, edit?: boolean): string };
-    try {
-      for (const [key, doc] of batch) this.nc.publish(bucket.subjectForKey(key, true), JSON.stringify(doc));
-      for (const [key, doc] of batch) if (this.pendingStates.get(key) === doc) this.pendingStates.delete(key);
-    } catch (err) {
-      this.options.log.debug(`state put failed: ${describePublishError(err)}`);
-    }
+    const results = await Promise.allSettled(batch.map(([key, doc]) => this.electionRetry(() => this.kv!.put(key, JSON.stringify(doc)))));
+    results.forEach((r, i) => {
+      const [key, doc] = batch[i];
+      if (r.status === "fulfilled") {
+        if (this.pendingStates.get(key) === doc) this.pendingStates.delete(key);
+      } else this.options.log.debug(`state put failed: ${describePublishError(r.reason)}`);
+    });
   }
 
   async pending(): Promise<number> {
