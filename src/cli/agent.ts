@@ -14,7 +14,7 @@ import type { LoadedPlugin } from "../alerts/load.ts";
 import type { MainOptions } from "./main.ts";
 import type { AgentContext } from "../agent/context.ts";
 import { agentHttpSource, createAgentApp } from "../http/agent-app.ts";
-import { splitListen } from "./collector.ts";
+import { splitListen } from "./listen.ts";
 
 export const AGENT_DEFAULT_LISTEN = "127.0.0.1:9469";
 
