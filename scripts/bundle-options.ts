@@ -29,6 +29,10 @@ export function bundleOptions(root: string, outfile: string): BuildOptions {
     // cosmiconfig loads TypeScript only for .ts config files; the bundle reads YAML/JSON/JS configs.
     external: ["typescript"],
     legalComments: "none",
+    // Whitespace and syntax only (names are kept, so are stack traces' function names): a third fewer bytes to read,
+    // decode and keep in memory as source text at start.
+    minifyWhitespace: true,
+    minifySyntax: true,
     // CommonJS dependencies expect require, __filename and __dirname; an ES module has none. Each
     // chunk gets its own (the banner is written at the top of every output file).
     banner: {
