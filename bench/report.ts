@@ -564,12 +564,13 @@ export function startupPart(r: StartupRuntime[]): Part {
       ...(bundle && bundle.checkMs / bundle.baselineMs > STARTUP_RATIO
         ? [
             `**Why the bundle's check takes ${x(bundle.checkMs / bundle.baselineMs)} the bare process (target ≤ ${STARTUP_RATIO}×).** Done (issue #18): a command reads only the`,
-            "entry and the chunks it imports (about half of the bundle; the collector, the demo, alert plugins and App authentication",
-            "stay on disk), the config is checked with `zod/mini` instead of the full build (~50 ms less to load), and GitHub is",
-            "called through node:http, so the first request no longer waits for undici to compile its WebAssembly HTTP parser. Left,",
-            "from a `--cpu-prof` of the check: compiling and decoding the JavaScript read at start (~75 ms), cosmiconfig's require",
-            "chain with js-yaml (~18 ms), and the pass's own round trips (token, runner status, NATS connect, publishes, drain) one",
-            "after another; overlapping the NATS connect with the GitHub calls is what would take the most off.",
+            "entry and the chunks it imports (the collector, the demo, alert plugins and App authentication stay on disk), minified",
+            "(whitespace and syntax, names kept); the config is checked with `zod/mini` instead of the full build (~50 ms less to",
+            "load); and GitHub is called through node:http, so the first request no longer waits for undici to compile its",
+            "WebAssembly HTTP parser. Left, from a `--cpu-prof` of the check: compiling and decoding the JavaScript read at start (the",
+            "largest share, ~60 ms), cosmiconfig's require chain with js-yaml (~18 ms), and the pass's own round trips (token, runner",
+            "status, NATS connect, publishes, drain) one after another; overlapping the NATS connect with the GitHub calls is what",
+            "would take the most off.",
             "",
           ]
         : []),
