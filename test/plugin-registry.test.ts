@@ -147,7 +147,7 @@ function loadedAtStart(metafile: Metafile, entry: string): Set<string> {
   return seen;
 }
 
-test("bundle - what only some configurations need is in chunks read on first use: nodemailer, @octokit/auth-app, the collector, the demo; zod only as zod/mini", async () => {
+test("bundle - what only some commands or configurations need is in chunks read on first use: nodemailer, @octokit/auth-app, the collector, the demo, the daemon's HTTP app with prom-client; zod only as zod/mini", async () => {
   const dir = await mkdtemp(join(tmpdir(), "rtr-registry-chunks-"));
   try {
     const { metafile } = await build({ ...bundleOptions(REPO_ROOT, join(dir, "runner-token-refresh.mjs")), logLevel: "error", metafile: true, write: false });
@@ -155,7 +155,7 @@ test("bundle - what only some configurations need is in chunks read on first use
     const atStart = loadedAtStart(metafile!, entry);
     const inputsAtStart = [...atStart].flatMap((o) => Object.keys(metafile!.outputs[o].inputs));
     const onDemand = Object.keys(metafile!.outputs).filter((o) => !atStart.has(o)).flatMap((o) => Object.keys(metafile!.outputs[o].inputs));
-    for (const lazy of ["node_modules/nodemailer/", "node_modules/@octokit/auth-app/", "src/collector/collector.ts", "src/demo/demo.ts", "plugins/email/index.ts"]) {
+    for (const lazy of ["node_modules/nodemailer/", "node_modules/@octokit/auth-app/", "src/collector/collector.ts", "src/demo/demo.ts", "plugins/email/index.ts", "src/http/agent-app.ts", "node_modules/prom-client/"]) {
       assert.ok(!inputsAtStart.some((i) => i.includes(lazy)), `${lazy} is not read at start`);
       assert.ok(onDemand.some((i) => i.includes(lazy)), `${lazy} is in a chunk of its own`);
     }
