@@ -8,7 +8,7 @@
 // - idle CPU: the default-interval daemons over the window (one regular pass falls in it).
 // Runners are registered and healthy, each with a systemd unit (`service: systemd`) answered by a
 // stand-in systemctl (bench/helpers/agents.ts) on the daemons' PATH, as the agent asks systemd on a
-// real host (one `systemctl show` per pass for all units). A profiled copy of the 1-runner daemon (the bundle with a source map,
+// real host (one `systemctl show` for all units; then, while each unit's main process runs, none). A profiled copy of the 1-runner daemon (the bundle with a source map,
 // --cpu-prof) runs in the same window and tells where a pass's main-thread time goes; another copy
 // runs under `strace -c` (when installed) and counts its system calls per pass.
 import { mkdtemp, readdir, rm } from "node:fs/promises";

@@ -8,7 +8,10 @@
 // same updates: a bare process that only watches the bucket and parses each value. Beside them, a
 // profiled copy of the collector (the bundle with a source map, --cpu-prof) follows the same
 // updates and tells where the collector's time goes; and one full evaluation of the rules over
-// the fleet is timed in process (the periodic sweep for the time-based rules).
+// the fleet is timed in process (the periodic sweep for the time-based rules). GET /metrics on
+// the collector is timed as a scraper sees it (the whole body read) while the fleet is put, at
+// 100 agents (the baseline), 10,000 and the whole fleet, and again at the end with the
+// heartbeats running.
 import { mkdtemp, readdir, rm, writeFile } from "node:fs/promises";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
@@ -24,6 +27,27 @@ import { REPO_ROOT, type Builds } from "./helpers/runtimes.ts";
 import { collectorTimers, type CollectorTimers } from "./helpers/collector-timers.ts";
 import { summariseProfile, type ProfileSummary } from "./helpers/cpu-profile.ts";
 import { FleetState } from "../src/collector/fleet.ts";
+
+/** GET /metrics on the collector, as a scraper sees it. */
+export interface ScrapeFigure {
+  /** Runners the collector held. */
+  agents: number;
+  /** Request sent to the whole body read, ms (median of `samples`). */
+  ms: number;
+  samples: number;
+  /**
+   * The collector's CPU per scrape, ms (user + system over the scrapes, less what it spent on the
+   * heartbeats meanwhile at the window's rate): what a scrape costs it, whatever the client's speed.
+   */
+  cpuMs: number;
+  bytes: number;
+  /** The collector's RSS at its highest during the scrapes (sampled every 10 ms) less before them, MiB. */
+  rssGrowthMiB: number;
+}
+
+const SCRAPES = 5;
+/** Fleet sizes at which the scrape is timed while the fleet is put (those up to the fleet's size), then the whole fleet. */
+const SCRAPE_STAGES = [100, 10_000];
 
 export interface HeartbeatResult {
   agents: number;
@@ -44,6 +68,10 @@ export interface HeartbeatResult {
   /** What the collector's /metrics said after the window. */
   collectorRunners: number;
   collectorStale: number;
+  /** GET /metrics with no other load, as the fleet grows: 100 agents (the baseline), 10,000, every agent. */
+  scrapes: ScrapeFigure[];
+  /** GET /metrics over the whole fleet after the window, the heartbeats still running. */
+  scrapeUnderLoad: ScrapeFigure;
   /** One full FleetState.alerts over the fleet, ms (median of 10, in process). */
   fullEvaluationMs: number;
   timers: CollectorTimers;
@@ -60,6 +88,33 @@ async function fleetCounts(url: string): Promise<{ total: number; stale: number 
     if (m[1] === "stale") stale += Number(m[2]);
   }
   return { total, stale };
+}
+
+/** `busyShare`: the collector's CPU share apart from the scrapes (the heartbeats), subtracted. */
+async function timeScrapes(url: string, pid: number, agents: number, busyShare = 0): Promise<ScrapeFigure> {
+  const start = procSample(pid);
+  const before = start.rssBytes;
+  let peak = before;
+  const sampler = setInterval(() => (peak = Math.max(peak, procSample(pid).rssBytes)), 10);
+  const times: number[] = [];
+  let bytes = 0;
+  try {
+    for (let i = 0; i < SCRAPES; i++) {
+      const t0 = performance.now();
+      const res = await fetch(`${url}/metrics`);
+      if (!res.ok || !res.body) throw new Error(`GET /metrics answered ${res.status}`);
+      // Read as a scraper parses it, chunk by chunk: gathering 40 MiB would be the client's cost, not the collector's.
+      bytes = 0;
+      for await (const chunk of res.body) bytes += chunk.byteLength;
+      times.push(performance.now() - t0);
+    }
+  } finally {
+    clearInterval(sampler);
+  }
+  const end = procSample(pid);
+  peak = Math.max(peak, end.rssBytes);
+  const cpuMs = Math.max(0, end.cpuMs - start.cpuMs - busyShare * (end.at - start.at)) / times.length;
+  return { agents, ms: median(times), samples: times.length, cpuMs, bytes, rssGrowthMiB: (peak - before) / MiB };
 }
 
 /** What one evaluation of the rules costs when it covers the whole fleet (FleetState.alerts). */
@@ -100,6 +155,7 @@ export async function benchCollectorHeartbeat(builds: Builds, options: { agents?
     const profDir = join(tmp, "prof");
     const profiledStart = performance.now();
     profiled = spawnChild([process.execPath, "--cpu-prof", "--cpu-prof-dir", profDir, "--cpu-prof-interval", "1000", builds.agentMapped, "collector", "--config", config, "--listen", "127.0.0.1:0"], { cwd: tmp });
+    const profiledUrl = /http:\/\/[^/ ]+/.exec(await profiled.waitForLine(/collector listening on/, 30_000))![0];
     await profiled.waitForLine(/collector consuming events and watching state/, 30_000);
     watcher = spawnChild([process.execPath, builds.kvWatcher], { env: { NATS_URL: nats.url }, cwd: REPO_ROOT });
     await watcher.waitForLine(/"ready"/, 30_000);
@@ -123,19 +179,27 @@ export async function benchCollectorHeartbeat(builds: Builds, options: { agents?
       }
     };
     const flush = () => Promise.all(ncs.map((nc) => nc.flush())).then(() => {}, () => void putErrors++);
-    // Every agent once, quickly, so the collector holds the whole fleet before the window opens.
+    // Every agent once, quickly, so the collector holds the whole fleet before the window opens;
+    // the scrape is timed on the way, at each stage the fleet reaches.
     const seq0 = await storedSeq();
-    for (let i = 0; i < agents; i += 1000) {
-      for (let k = i; k < Math.min(agents, i + 1000); k++) put(k);
-      await flush();
-    }
-    for (const deadline = Date.now() + 30_000; (await storedSeq()) - seq0 < agents; await sleep(100)) {
-      if (Date.now() > deadline) throw new Error(`the stream did not store all ${agents} first puts within 30 s`);
-    }
-    const deadline = Date.now() + 120_000;
-    while ((await fleetCounts(url)).total < agents) {
-      if (Date.now() > deadline) throw new Error(`the collector did not see all ${agents} agents within 120 s`);
-      await sleep(500);
+    const deadline = Date.now() + 150_000;
+    const scrapes: ScrapeFigure[] = [];
+    let putSoFar = 0;
+    for (const stage of [...SCRAPE_STAGES.filter((n) => n < agents), agents]) {
+      for (; putSoFar < stage; putSoFar += 1000) {
+        for (let k = putSoFar; k < Math.min(stage, putSoFar + 1000); k++) put(k);
+        await flush();
+      }
+      putSoFar = stage;
+      for (; (await storedSeq()) - seq0 < stage; await sleep(100)) {
+        if (Date.now() > deadline) throw new Error(`the stream did not store ${stage} first puts in time`);
+      }
+      // Both collectors hold the stage's agents: the profiled copy's catching up would weigh on the scrape.
+      while ((await fleetCounts(url)).total < stage || (await fleetCounts(profiledUrl)).total < stage) {
+        if (Date.now() > deadline) throw new Error(`the collectors did not see ${stage} agents in time`);
+        await sleep(500);
+      }
+      scrapes.push(await timeScrapes(url, collector.pid, stage));
     }
 
     // Real rate: agent i beats at i/agents of each period, so puts arrive evenly, a few
@@ -160,9 +224,11 @@ export async function benchCollectorHeartbeat(builds: Builds, options: { agents?
     const w1 = procSample(watcher.pid);
     const q1 = await storedSeq();
     const windowEnd = performance.now();
+    // The profiled copy has done its part; the scrape is timed with the heartbeats still coming.
+    await profiled.stop();
+    const scrapeUnderLoad = await timeScrapes(url, collector.pid, agents, (c1.cpuMs - c0.cpuMs) / (c1.at - c0.at));
     stop = true;
     await beating;
-    await profiled.stop();
     const file = (await readdir(profDir).catch(() => [] as string[])).find((f) => f.endsWith(".cpuprofile"));
     const profile = file
       ? summariseProfile(join(profDir, file), { fromMs: c0.at - profiledStart, toMs: windowEnd - profiledStart, sourceMap: { bundle: builds.agentMapped, map: `${builds.agentMapped}.map` } })
@@ -183,6 +249,8 @@ export async function benchCollectorHeartbeat(builds: Builds, options: { agents?
       collectorRssMiB: c1.rssBytes / MiB,
       collectorRunners: counts.total,
       collectorStale: counts.stale,
+      scrapes,
+      scrapeUnderLoad,
       fullEvaluationMs: fullEvaluationMs(agents),
       timers: collectorTimers(),
       profile,

@@ -94,10 +94,24 @@ export function ingestPart(r: IngestResult): Part {
   };
 }
 
+/** A scrape must end well inside Prometheus's interval (15-30 s) and default timeout (10 s). */
+const SCRAPE_TARGET_MS = 1000;
+
 export function heartbeatPart(r: HeartbeatResult): Part {
   const ratio = r.collectorCpuShare / r.watcherCpuShare;
   const met = r.collectorCpuShare <= 0.35 && ratio <= 3 && r.collectorRunners === r.agents && r.putErrors === 0 && r.generatorKeptUp;
   const t = r.timers;
+  const [base, ...larger] = r.scrapes;
+  const scrapeRow = (s: HeartbeatResult["scrapeUnderLoad"], figure: string): Row => ({
+    area: "1",
+    figure,
+    value: `${ms(s.ms)} (collector CPU ${ms(s.cpuMs)}; ${mib(s.bytes / 2 ** 20)} of text)`,
+    baseline: base && s !== base ? `${int(base.agents)} agents: ${ms(base.ms)}` : "—",
+    ratio: base && s !== base ? x(s.ms / base.ms) : "—",
+    target: "< 1 s",
+    met: s.ms < SCRAPE_TARGET_MS,
+  });
+  const scrapesMet = [...r.scrapes, r.scrapeUnderLoad].every((s) => s.ms < SCRAPE_TARGET_MS);
   return {
     rows: [
       {
@@ -109,6 +123,8 @@ export function heartbeatPart(r: HeartbeatResult): Part {
         target: "≤ 35 % of a core and ≤ 3× the bare watcher, 50,000 agents",
         met,
       },
+      ...larger.map((s) => scrapeRow(s, `collector GET /metrics, ${int(s.agents)} agents (whole body read, median of ${s.samples})`)),
+      scrapeRow(r.scrapeUnderLoad, `collector GET /metrics, ${int(r.agents)} agents, heartbeats running (whole body read, median of ${r.scrapeUnderLoad.samples})`),
     ],
     section: [
       "### Heartbeats at fleet scale",
@@ -140,6 +156,27 @@ export function heartbeatPart(r: HeartbeatResult): Part {
         ? []
         : [
             `**Why the target is missed.** Following the updates costs the bare watcher ${pct(r.watcherCpuShare, 2)} of a core; the collector ${x(ratio)} that.${r.profile?.byProductFunction[0] ? ` The hottest product code above is \`${r.profile.byProductFunction[0].name}\`.` : ""}`,
+            "",
+          ]),
+      "`GET /metrics` on the collector, timed as a scraper sees it (request sent to the whole body read, median of",
+      `${r.scrapeUnderLoad.samples}), at each size the fleet reaches while it is put (once both collectors hold it, nothing else going on) and`,
+      "again over the whole fleet after the window with the heartbeats still coming (the generator then shares the client's",
+      "process and the cores). The collector's CPU per scrape (from `/proc`, less its heartbeat share of the window) is what a",
+      "scrape costs it whatever the client's speed. The collector writes the per-runner series (SPEC 11: about 9 per runner)",
+      "from one read of its fleet view and streams them in 64 KiB chunks, so the text is never held whole; the RSS column is that",
+      "read and the scrapes' garbage until the collector's GC takes it back:",
+      "",
+      "| runners | scrape | collector CPU per scrape | text | collector RSS growth during the scrapes (peak, sampled every 10 ms) |",
+      "|---|---|---|---|---|",
+      ...[...r.scrapes, r.scrapeUnderLoad].map((s) => `| ${int(s.agents)}${s === r.scrapeUnderLoad ? ", heartbeats running" : ""} | ${ms(s.ms)} | ${ms(s.cpuMs)} | ${mib(s.bytes / 2 ** 20)} | ${mib(s.rssGrowthMiB)} |`),
+      "",
+      ...(scrapesMet
+        ? []
+        : [
+            `**Why a scrape misses 1 s.** The text grows with the fleet (about ${int(r.scrapeUnderLoad.bytes / Math.max(1, r.agents))} bytes per runner), and each scrape`,
+            "writes and encodes all of it (`src/http/collector-metrics-runners.ts`: one pass over the view, then the text as it is read);",
+            "the profile above covers the heartbeats, not a scrape. What would cut it: keep each runner's encoded lines between",
+            "scrapes (a heartbeat changes only its own runner's), so a scrape copies bytes instead of writing text.",
             "",
           ]),
     ],
@@ -176,12 +213,14 @@ export function alertPart(r: EventToAlertResult): Part {
         ? []
         : [
             `**Why the target is missed.** Of the p99 of ${ms(r.p99)}, the state reaches the collector in ${ms(r.legs.delivery[1])} and the notification`,
-            `is delivered in ${ms(r.legs.notify[1])}; the evaluation leg is ${ms(evalP99)}: the rules run on a timer (${timers}), and a`,
-            "failure waits for its next tick.",
+            `is delivered in ${ms(r.legs.notify[1])}; the evaluation leg is ${ms(evalP99)}. The rules run ${timers || "on the collector's timers"}; an`,
+            "evaluation after a state change looks only at the runners that changed (`src/collector/rules.ts` keeps each runner's",
+            "alerts and re-derives only those), and the periodic sweep, for the time-based rules, costs a few comparisons per",
+            "runner (the heartbeat section's sweep over the whole fleet). So the leg is mostly waiting: for the batch of changes to",
+            "close, and behind an evaluation already running (evaluations are serialised, the alert engine's work included).",
             "",
-            "**What fixes it.** Evaluate when a state document arrives (from `watchState`'s update), keeping the periodic timer for",
-            "the time-based rules (agent silent, token expired) only; at fleet scale evaluate only the runner that changed, or",
-            "batch changes over a few tens of milliseconds, since a full evaluation covers every runner (see the heartbeat figures).",
+            "**What fixes it.** A shorter `STATE_EVALUATE_DELAY_MS`, or letting an evaluation of changed runners go ahead of a",
+            "periodic one still waiting on the alert engine; a slow notify leg is the plugin's or the receiver's.",
             "",
           ]),
     ],
@@ -229,7 +268,7 @@ export function footprintPart(r: FootprintResult, builds: Builds): Part {
       "",
       "Every process below runs at once, in one window, so they see the same machine. Daemons have registered, healthy runners",
       "(registered at the fake GitHub, so no registration happens) and NATS; each runner has a systemd unit, and a stand-in",
-      "`systemctl` (a shell script; no systemd on the bench machine) answers the agent's one `systemctl show` per pass. RSS is the median of samples taken every 2 s over the window (the steady size; the peak, which depends on when the garbage collector last ran, is shown beside it), from `/proc/<pid>/status`;",
+      "`systemctl` (a shell script; no systemd on the bench machine) answers the agent's `systemctl show` with every unit active and a running `sleep` as its main process, which the agent then watches in /proc instead of asking again. RSS is the median of samples taken every 2 s over the window (the steady size; the peak, which depends on when the garbage collector last ran, is shown beside it), from `/proc/<pid>/status`;",
       "CPU is user + system time of all threads from `/proc/<pid>/stat`. Idle: the default 60 s interval, measured over the",
       `${r.windowSeconds} s window that opens ${r.settleSeconds} s after every daemon has finished its first pass (one regular pass falls inside it). Per pass: daemons at a 1 s interval (3 s with 20`,
       "runners), CPU over the window divided by the passes in it. Baselines: a bare process on the same runtime that only",
@@ -279,10 +318,11 @@ export function footprintPart(r: FootprintResult, builds: Builds): Part {
       ...(passMet && idleMet
         ? []
         : [
-            `**Why a pass costs ${ms(b.perPass.oneRunner)} with one runner (target ≤ ${PASS_ONE_MS} ms) and ${ms(b.perPass.twentyRunners)} with 20 (target ≤ ${PASS_TWENTY_MS} ms).** Spawning the service status command accounts for`,
-            `${ms(b.perPass.oneRunner - b.perPass.oneRunnerNoService)} of the first (the same daemon with \`service: none\` costs ${ms(b.perPass.oneRunnerNoService)} a pass), so without it a pass is`,
-            `${b.perPass.oneRunnerNoService <= PASS_ONE_MS ? "within" : "still over"} budget. About ${pct(1 - b.perPass.oneRunnerMain / b.perPass.oneRunner, 0)} of the CPU is outside the main thread (libuv's thread pool doing the file-system`,
-            "calls, the kernel forking the status command); the main thread's share, from a profiled copy of the 1-runner daemon",
+            `**Why a pass costs ${ms(b.perPass.oneRunner)} with one runner (target ≤ ${PASS_ONE_MS} ms) and ${ms(b.perPass.twentyRunners)} with 20 (target ≤ ${PASS_TWENTY_MS} ms).** A steady pass starts no process`,
+            `any more (the same daemon with \`service: none\` costs ${ms(b.perPass.oneRunnerNoService)} a pass, against ${ms(b.perPass.oneRunner)} with its systemd unit), so what is left is`,
+            `file-system calls, the NATS heartbeat and JavaScript. About ${pct(1 - b.perPass.oneRunnerMain / b.perPass.oneRunner, 0)} of the CPU is outside the main thread (the fsync of the metrics file in`,
+            "libuv's thread pool, V8's garbage collector and compiler threads); on this virtual machine every system call is expensive",
+            "(tens of µs), so their count per pass matters more than their kind. The main thread's share, from a profiled copy of the 1-runner daemon",
             "(the bundle with a source map, `--cpu-prof`, same window):",
             "",
             ...(r.profile ? profileLines(r.profile) : ["(no profile was written)"]),
@@ -297,11 +337,17 @@ export function footprintPart(r: FootprintResult, builds: Builds): Part {
                   "",
                 ]
               : []),
-            "**What would fix it.** Already done: one `systemctl show` per pass for every unit (not one `is-active` per runner),",
-            "runner files re-read only when their size or mtime changed, the runner's state file written only when it changed,",
-            "and no directory fsync after the metrics file (rewritten every pass). Left: the one fork per pass (read the unit's",
-            "cgroup, /sys/fs/cgroup/system.slice/<unit>/cgroup.procs, and ask systemctl only when it is gone, or ask over D-Bus),",
-            "the lock directory per runner, the hygiene state written (with two fsyncs) every pass, and a state put per runner.",
+            "**What would fix it.** Already done (issue 18): no `systemctl` while a unit's main process runs (systemd's MainPID,",
+            "checked by pid and start time in /proc/<pid>/stat; one `systemctl show` for every unit only when one is not known to run,",
+            "so a stopped service is still noticed and started in the first pass after it stops); small files read and metadata calls",
+            "made synchronously (a few µs each, against ~50 µs of CPU through the thread pool), atomic writes with one thread-pool call",
+            "(the fsync); memory, hygiene and token files not read again while their inode, size and mtime are unchanged, and written only",
+            "when their text changed (the hygiene file was rewritten with two fsyncs every pass); the per-runner lock down to mkdir, stat",
+            "and rmdir of its directory; the state documents sent as plain publishes to their KV subjects, all at once, without waiting",
+            "for JetStream's acknowledgement (SPEC 8 keeps one put per runner per pass: it is the heartbeat). Left: the lock directory",
+            "itself (an mkdir and an rmdir per runner per pass, each a journal transaction; a lock taken only when the check finds",
+            "something to change would avoid it, at the price of a check that runs twice when it does), the runner dir stat'ed by",
+            "several steps of one pass, and the fsync of the metrics file (SPEC 7: every write is fsync'd).",
             "",
           ]),
       ...(idleMet
@@ -310,8 +356,9 @@ export function footprintPart(r: FootprintResult, builds: Builds): Part {
             `**Why idle CPU is over 0.1 %.** Over the ${r.windowSeconds} s window the 1-runner daemon used ${ms(b.idleCpu.oneRunner * r.windowSeconds * 1000)} of CPU (0.1 % is`,
             `${ms(r.windowSeconds)}): ${ms(b.idleSplit.duringPass)} in the seconds around its one regular pass and ${ms(b.idleSplit.betweenPasses)} between passes. A pass alone`,
             `(${ms(b.perPass.oneRunner)} measured above at a 1 s interval; one after a minute idle costs more) is already ${pct(b.perPass.oneRunner / (r.windowSeconds * 1000), 2)} of a core at the default 60 s interval, so the cheaper pass`,
-            "above is the fix that matters; between passes the daemon runs only timers and V8's background work (garbage",
-            "collection, optimising compilation), which fades as the process settles but is not zero on a busy machine.",
+            "above is the fix that matters (and it allocates less, so the collector has less to do after it); between passes the daemon",
+            "runs only timers and V8's background work (garbage collection, optimising compilation), which fades as the process settles",
+            "but is not zero on a busy machine.",
             "",
           ]),
     ],

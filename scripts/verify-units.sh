@@ -32,6 +32,12 @@ trap 'rm -rf "$tmp"' EXIT
 # of the unit it verifies.
 mkdir -p "$tmp/agent" "$tmp/collector"
 cp "$units_dir/runner-token-refresh.service" "$tmp/agent/"
+# The agent unit once more with the drop-ins that ship beside it (pools.conf).
+if [ -d "$units_dir/runner-token-refresh.service.d" ]; then
+  mkdir -p "$tmp/agent-dropins"
+  cp "$units_dir/runner-token-refresh.service" "$tmp/agent-dropins/"
+  cp -r "$units_dir/runner-token-refresh.service.d" "$tmp/agent-dropins/"
+fi
 cp "$units_dir/runner-token-refresh-collector.service" "$tmp/collector/"
 
 escape() { printf '%s' "$1" | sed -e 's/[][\.*^$/+?(){}|]/\\&/g'; }
@@ -70,5 +76,6 @@ check() { # label unit-file
 }
 
 check "agent" "$tmp/agent/runner-token-refresh.service"
+[ -d "$tmp/agent-dropins" ] && check "agent+drop-ins" "$tmp/agent-dropins/runner-token-refresh.service"
 check "collector" "$tmp/collector/runner-token-refresh-collector.service"
 exit "$failed"

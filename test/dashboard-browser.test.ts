@@ -101,6 +101,8 @@ test("dashboard - a real browser: runners, filters, runner pages in sentences, c
     assert.match(text, /Alerts firing[\s\S]*consecutive_failures/);
     await page.goto(`${base}/hosts/ci-02.example.com`);
     assert.match(await bodyText(page), /gpu-runner-07[\s\S]*Pools/);
+    // The host's own history: its failed refreshes charted, none of the other host's refreshes.
+    assert.ok(Number(await page.locator('svg[aria-label="Refresh failures"]').getAttribute("data-total")) >= 1, "the host's failures charted");
 
     // Live: a runner that appears later shows up without a reload.
     await page.goto(`${base}/`);

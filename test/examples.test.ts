@@ -20,6 +20,7 @@ import { parseCommandLine } from "../src/cli/args.ts";
 import { loadPlugins } from "../src/alerts/load.ts";
 import { BUILTIN_PLUGINS } from "../src/builtin-plugins.ts";
 import { scopeKey } from "../src/shared/scope.ts";
+import { defaultPoolsDir } from "../src/pool/config.ts";
 import { bundleOptions } from "../scripts/bundle-options.ts";
 
 const ROOT = new URL("..", import.meta.url).pathname;
@@ -484,6 +485,23 @@ test("deploy - the systemd units carry the promised settings; the agent is root 
   for (const doc of ["docs/install.md", "docs/security.md", "README.md"]) {
     assert.doesNotMatch(await read(join(ROOT, doc)), /50-runner-token-refresh\.rules|runner-token-refresh-sudo\.conf/, `${doc} does not install polkit or sudo files`);
   }
+});
+
+test("deploy - the pools drop-in makes the default pools dir writable (0755, made outside the sandbox) and waits for long jobs", async () => {
+  const unit = parseUnit(await read(join(ROOT, "systemd/runner-token-refresh.service")));
+  const dropIn = parseUnit(await read(join(ROOT, "systemd/runner-token-refresh.service.d/pools.conf")));
+  // The default baseDir, derived from the unit's StateDirectory= the way the agent derives it.
+  const poolsDir = defaultPoolsDir(`/var/lib/${unit.last.get("StateDirectory")}`);
+  const writable = dropIn.all.get("ReadWritePaths") ?? [];
+  assert.ok(writable.includes(poolsDir), `ReadWritePaths=${poolsDir} in pools.conf (has ${writable.join(", ")})`);
+  // Created before the sandbox is set up ("+"), traversable by the jobs' user.
+  assert.ok(
+    (dropIn.all.get("ExecStartPre") ?? []).some((l) => l.startsWith("+") && l.includes(`-m 0755`) && l.endsWith(poolsDir)),
+    `ExecStartPre=+... install -d -m 0755 ... ${poolsDir}`,
+  );
+  const stop = Number(/^(\d+)h$/.exec(dropIn.last.get("TimeoutStopSec") ?? "")?.[1]);
+  assert.ok(stop >= 1, "TimeoutStopSec in hours: busy pool runners finish their job on stop");
+  assert.match(await read(join(ROOT, "docs/pools.md")), /runner-token-refresh\.service\.d\/pools\.conf/, "docs/pools.md installs the drop-in");
 });
 
 test("deploy - systemd-analyze security rates the agent unit as the docs say", () => {

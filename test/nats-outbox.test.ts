@@ -95,3 +95,38 @@ test("nats outbox - an outage's events, identical failures coalesced, replay in 
     await nats.close();
   }
 });
+
+test("nats state - a pass's state puts are plain publishes to the keys' subjects: stored without waiting for JetStream's acknowledgement", async () => {
+  const { connect } = await import("@nats-io/transport-node");
+  const { jetstreamManager } = await import("@nats-io/jetstream");
+  const { Kvm } = await import("@nats-io/kv");
+  const nats = await startNatsServer();
+  const dir = await mkdtemp(join(tmpdir(), "rtr-nats-state-"));
+  const p = new NatsPublisher({ runtime, config: { servers: [nats.url], prefix: "rtr", name: "ci-01.example.com" }, stateDir: dir, log, mode: "daemon" });
+  const nc = await connect({ servers: nats.url });
+  try {
+    await p.ready();
+    // A stream that never acknowledges: a put that waited for the acknowledgement would still be
+    // waiting (and then failing, its state left pending) when the next pass came.
+    const jsm = await jetstreamManager(nc);
+    const info = await jsm.streams.info("KV_RTR_STATE");
+    await jsm.streams.update("KV_RTR_STATE", { ...info.config, no_ack: true });
+    const doc = (name: string) => ({ v: 1, host: "ci-01.example.com", name, time: new Date().toISOString(), interval: 60, status: "ok" }) as never;
+    await Promise.all(Array.from({ length: 20 }, (_, i) => p.putState(doc(`runner-${i + 1}`))));
+    assert.equal((p as unknown as { pendingStates: Map<string, unknown> }).pendingStates.size, 0, "every state sent, none left waiting");
+    const kv = await new Kvm(nc).open("RTR_STATE");
+    for (let i = 1; i <= 20; i++) {
+      let entry = await kv.get(`ci-01=2Eexample=2Ecom.runner-${i}`);
+      for (let tries = 0; !entry && tries < 50; tries++) {
+        await new Promise((r) => setTimeout(r, 100));
+        entry = await kv.get(`ci-01=2Eexample=2Ecom.runner-${i}`);
+      }
+      assert.equal((entry?.json() as { name?: string } | undefined)?.name, `runner-${i}`, `runner-${i}'s state is stored`);
+    }
+  } finally {
+    await nc.close();
+    await p.close();
+    await nats.close();
+    await rm(dir, { recursive: true, force: true });
+  }
+});

@@ -192,6 +192,23 @@ test("pool - GitHub errors on generate-jitconfig are launch failures with backof
   }
 });
 
+test("pool - a 409 (name taken) on generate-jitconfig takes another name: no launch failure, nothing deleted", async () => {
+  const w = await poolWorld({ size: 1 });
+  try {
+    w.github.inject("jit", { status: 409, body: { message: "Already exists - A runner with the name is already taken." } });
+    const agent = w.start();
+    await waitFor(() => online(w).length === 1, "a runner under another name", 30_000);
+    assert.equal(w.github.count({ route: "jit" }), 2, "the 409, then one POST with a new name");
+    assert.equal(w.events(agent, "pool.launch_failed").length, 0, "a taken name is not a failed launch");
+    assert.equal(w.github.count({ method: "DELETE" }), 0, "the runner holding the name is not ours: never deleted");
+    assert.ok(parseLogs(agent.output()).some((l) => /already has a runner named .*: trying another name/.test(String(l.msg))), agent.output());
+    agent.kill("SIGTERM");
+    assert.equal((await agent.done).code, 0);
+  } finally {
+    await w.close();
+  }
+});
+
 test("pool - after SIGKILL of the agent, the next start deletes the runners it left at GitHub", async () => {
   const w = await poolWorld({ size: 2 });
   try {
@@ -237,7 +254,7 @@ test("pool - pool drain stops idle runners while the agent runs; pool resume bri
   }
 });
 
-test("pool - config errors name the field: template without run.sh, runAs the agent's user, size 0 or over 100", async () => {
+test("pool - config errors name the field: template without run.sh, runAs the agent's user, size 0 or over 100, a read-only baseDir", async () => {
   const w = await poolWorld({ size: 1 });
   try {
     const bad = async (pool: string) => {
@@ -265,6 +282,20 @@ test("pool - config errors name the field: template without run.sh, runAs the ag
     const run = await group.done;
     assert.equal(run.code, 78, run.stdout);
     assert.match(run.stderr, /pools\[0\]\.group: acme has no runner group "no-such-group"/);
+
+    // A baseDir the sandbox keeps read-only (ProtectSystem=strict without the pools drop-in): a
+    // read-only bind mount in a mount namespace of the agent's own, as systemd would set it up.
+    const readOnly = join(w.tmp, "read-only");
+    await mkdir(readOnly);
+    await writeFile(w.configPath, `github: { apiUrl: "${w.github.url}" }\nstate: { dir: "${w.stateDir}" }\npools:\n  - { ${base}, size: 1, template: "${w.template.dir}", runAs: ${JOB_USER}, baseDir: "${readOnly}/pools" }\n`);
+    const sandboxed = spawnAgent(["daemon", "--config", w.configPath, "--listen", "127.0.0.1:0"], w.env, {
+      wrapper: ["unshare", "-m", "sh", "-c", 'mount -o bind,ro "$0" "$0" && exec "$@"', readOnly],
+    });
+    const ro = await sandboxed.done;
+    assert.equal(ro.code, 78, ro.stdout + ro.stderr);
+    assert.match(ro.stderr, /pools\[0\]\.baseDir: cannot create .*read-only\/pools\/build \(EROFS\): make .* writable .*pools\.conf/);
+    assert.equal(ro.stderr.trim().split("\n").length, 1, "one line");
+    assert.deepEqual(w.poolRunners(), [], "no runner was created for a pool that cannot have slots");
   } finally {
     await w.close();
   }
@@ -295,6 +326,10 @@ test("pool - the metrics file, /metrics, status and health show pools, and faili
     const status = await runInProcess(["status", "--config", w.configPath], w.env);
     assert.match(status.stdout, /POOL\s+SCOPE\s+SIZE\s+IDLE\s+BUSY/);
     assert.match(status.stdout, /build\s+org:acme\s+2\s+2\s+0/);
+    const health = () => runInProcess(["health", "--metrics-file", join(w.stateDir, "metrics.json")], w.env);
+    const full = await health();
+    assert.equal(full.code, 0, full.stdout + full.stderr);
+    assert.doesNotMatch(full.stdout, /pool build/);
 
     // Launches start failing: after two, one firing notification for the pool.
     await w.template.setCrash(true);
@@ -303,6 +338,9 @@ test("pool - the metrics file, /metrics, status and health show pools, and faili
     const firing = hook.received.filter((r) => r.body?.rule === "pool_launch_failures" && r.body?.status === "firing");
     assert.equal(firing.length, 1, "one notification, not one per launch");
     assert.equal(firing[0].body.key, `pool_launch_failures/${firing[0].body.host}/build`);
+    // Short of runners for longer than two intervals (2 s here): health says so, as a WARNING.
+    await waitFor(async () => (await health()).code === 1, "health to warn of the short pool", 30_000);
+    assert.match((await health()).stdout, /^RUNNER TOKEN WARNING - .*pool build: [01] of 2 runners for \d+/);
     await w.template.setCrash(false);
     await waitFor(() => hook.received.some((r) => r.body?.rule === "pool_launch_failures" && r.body?.status === "resolved"), "the resolve once launches work", 60_000);
     agent.kill("SIGTERM");

@@ -1,5 +1,6 @@
 // Hosts for the benchmarks: runner dirs already registered at the fake GitHub (so a steady pass is
 // what is measured, not a first registration), and the agent config file that points at them.
+import { spawn, type ChildProcess } from "node:child_process";
 import { mkdir, mkdtemp, rm, writeFile } from "node:fs/promises";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
@@ -44,11 +45,13 @@ const SERVICE = '{ status: ["/bin/true"], start: ["/bin/true"], stop: ["/bin/tru
 
 /**
  * A stand-in `systemctl` (no systemd on the bench machine): every unit is active; `show` prints one
- * Id/ActiveState block per unit, as systemctl does.
+ * Id/ActiveState/MainPID block per unit, as systemctl does. The main process is a `sleep` the
+ * factory keeps running (one for every unit: a real unit's is its own runsvc.sh, which costs the
+ * agent the same one /proc read).
  */
-const SYSTEMCTL = `#!/bin/sh
+const systemctl = (mainPid: number) => `#!/bin/sh
 case "$1" in
-  show) shift; shift; sep=""; for u in "$@"; do printf '%sId=%s\nActiveState=active\n' "$sep" "$u"; sep="
+  show) shift; shift; sep=""; for u in "$@"; do printf '%sId=%s\nActiveState=active\nMainPID=${mainPid}\n' "$sep" "$u"; sep="
 "; done ;;
   is-active) echo active ;;
 esac
@@ -58,11 +61,13 @@ export class HostFactory {
   private readonly made: FakeRunnerDir[] = [];
   private root = "";
   private count = 0;
+  private main: ChildProcess | null = null;
 
   async init(): Promise<this> {
     this.root = await mkdtemp(join(tmpdir(), "rtr-bench-hosts-"));
     await mkdir(this.binDir, { recursive: true });
-    await writeFile(join(this.binDir, "systemctl"), SYSTEMCTL, { mode: 0o755 });
+    this.main = spawn("sleep", ["86400"], { stdio: "ignore" });
+    await writeFile(join(this.binDir, "systemctl"), systemctl(this.main.pid ?? 0), { mode: 0o755 });
     return this;
   }
 
@@ -107,6 +112,7 @@ export class HostFactory {
   }
 
   async close(): Promise<void> {
+    this.main?.kill("SIGKILL");
     for (const d of this.made) await d.cleanup();
     if (this.root) await rm(this.root, { recursive: true, force: true });
   }

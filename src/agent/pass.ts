@@ -131,9 +131,10 @@ export async function runPass(ctx: AgentContext, signal: AbortSignal, options: {
   const metrics = await buildMetricsDocument(ctx);
   await writeMetricsFile(ctx, metrics);
   const time = new Date(ctx.now());
-  for (const report of metrics.runners) {
-    await ctx.events.publisher.putState(stateDocument(metrics, report, time)).catch((err) => ctx.log.warn(`could not publish state: ${errorMessage(err)}`));
-  }
+  // All at once: the publisher sends them pipelined, one round trip for every runner.
+  await Promise.all(
+    metrics.runners.map((report) => ctx.events.publisher.putState(stateDocument(metrics, report, time)).catch((err) => ctx.log.warn(`could not publish state: ${errorMessage(err)}`))),
+  );
   // Pools for the collector's host page and charts (issue 19), beside the runners' state.
   if (metrics.pools?.length) {
     await ctx.events.publisher.putPools?.({ v: 1, host: metrics.host, time: time.toISOString(), pools: metrics.pools }).catch((err) => ctx.log.warn(`could not publish pools: ${errorMessage(err)}`));

@@ -6,7 +6,7 @@
 import { join } from "node:path";
 import { encodeToken, scopeKey, type Scope } from "../shared/scope.ts";
 import type { RunnerStatus } from "../shared/types.ts";
-import type { Runtime } from "../runtime/types.ts";
+import type { FileStat, Runtime } from "../runtime/types.ts";
 import type { RunnerApiState } from "../github/client.ts";
 
 export interface RunnerMemory {
@@ -97,19 +97,28 @@ export class StateStore {
     return join(this.dir, "aside", encodeToken(runnerDir));
   }
 
-  /** The text each file had when this process last read or wrote it: an unchanged memory is not rewritten. */
-  private readonly texts = new Map<string, string>();
+  /**
+   * The text each file had when this process last read or wrote it, with the file's identity then
+   * (inode, size, mtime): an unchanged memory is not rewritten, and a file nobody replaced since is
+   * not read again (every write here is a rename, so a new inode).
+   */
+  private readonly texts = new Map<string, { text: string; stat: FileStat | null }>();
 
   private async readJson<T>(path: string, empty: () => T): Promise<T> {
     let text: string;
     try {
-      text = await this.runtime.files.readText(path);
+      const stat = await this.runtime.files.stat(path);
+      const known = this.texts.get(path);
+      if (stat && known?.stat && stat.ino !== undefined && known.stat.ino === stat.ino && known.stat.size === stat.size && known.stat.mtimeMs === stat.mtimeMs) text = known.text;
+      else {
+        text = await this.runtime.files.readText(path);
+        this.texts.set(path, { text, stat });
+      }
     } catch {
       this.texts.delete(path);
       // Missing or unreadable memory is not fatal: the agent re-learns it from files and GitHub.
       return empty();
     }
-    this.texts.set(path, text);
     try {
       return { ...empty(), ...(JSON.parse(text) as Partial<T>) };
     } catch {
@@ -124,10 +133,10 @@ export class StateStore {
   private async writeJson(path: string, value: unknown): Promise<void> {
     if (this.readOnly) return;
     const text = `${JSON.stringify(value, null, 2)}\n`;
-    if (this.texts.get(path) === text) return;
+    if (this.texts.get(path)?.text === text) return;
     await this.runtime.files.mkdir(join(path, ".."), 0o750);
     await this.runtime.files.writeAtomic(path, text, 0o640);
-    this.texts.set(path, text);
+    this.texts.set(path, { text, stat: await this.runtime.files.stat(path).catch(() => null) });
   }
 
   loadRunner(runnerDir: string): Promise<RunnerMemory> {

@@ -9,10 +9,10 @@ import type { RegistrationToken } from "../github/client.ts";
 import type { AgentContext, PassState, ScopeTokenResult } from "./context.ts";
 
 /** A fresh token for this scope: the cached one when valid past the threshold, else a new one. */
-export async function ensureToken(ctx: AgentContext, pass: PassState, scope: Scope, options: { leadSeconds?: number } = {}): Promise<CachedToken> {
+export async function ensureToken(ctx: AgentContext, pass: PassState, scope: Scope, options: { leadSeconds?: number; cached?: CachedToken | null } = {}): Promise<CachedToken> {
   const { config, tokens, store, log } = ctx;
   const key = scopeKey(scope);
-  const cached = await tokens.read(scope);
+  const cached = options.cached !== undefined ? options.cached : await tokens.read(scope);
   const threshold = config.refresh.threshold;
   if (!needsRefresh(cached, ctx.now(), threshold, options.leadSeconds)) return cached!;
   if (config.dryRun) {
@@ -95,7 +95,7 @@ export async function refreshScopes(ctx: AgentContext, pass: PassState, leadSeco
       continue;
     }
     try {
-      const token = await ensureToken(ctx, pass, scope, { leadSeconds });
+      const token = await ensureToken(ctx, pass, scope, { leadSeconds, cached: before });
       result = { ok: true, refreshed: !before || token.token !== before.token, expiresAt: token.expiresAt, error: null };
     } catch (err) {
       if (pass.signal.aborted) return;

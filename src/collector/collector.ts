@@ -20,7 +20,7 @@ import { EventsReader } from "./events-reader.ts";
 import type { CollectorAlert, CollectorView, EventQuery, FleetRunner, HostPools } from "./types.ts";
 import { History } from "./history.ts";
 import { feedHistory } from "./history-feed.ts";
-import { Lease } from "./lease.ts";
+import { Lease, leaseTtlFor } from "./lease.ts";
 import { GitHubClient } from "../github/client.ts";
 import { AgentTelemetry, type GitHubAppTelemetry } from "../agent/telemetry.ts";
 import { VERSION } from "../shared/version.ts";
@@ -117,10 +117,13 @@ export class Collector implements CollectorView {
         const kv = await openBucket(nc, this.names.stateBucket, true, { replicas: config.nats!.replicas, log });
         await ensureDurableConsumer(nc, this.names);
         if (!this.lease) {
-          // Failover within two poll intervals in fleet mode (SPEC 9); 15 s otherwise.
-          const ttl = this.options.leaseTtlMs ?? (config.fleet.scopes?.length ? Math.min(15_000, Math.max(1500, config.fleet.pollInterval * 1500)) : 15_000);
-          this.lease = new Lease(nc, this.names.leaderBucket, `${config.host}/${crypto.randomUUID().slice(0, 8)}`, ttl, config.nats!.replicas);
-          this.tasks.push(this.leaseLoop(this.lease, ttl));
+          // Failover within two poll intervals in fleet mode (SPEC 9); 15 s otherwise; on a
+          // cluster never shorter than an election can last (SPEC 16).
+          const chosen = leaseTtlFor(config);
+          if (chosen.floored && this.options.leaseTtlMs === undefined) log.info({ lease_ttl_ms: chosen.ttlMs }, chosen.floored);
+          const ttl = this.options.leaseTtlMs ?? chosen.ttlMs;
+          this.lease = new Lease(nc, this.names.leaderBucket, `${config.host}/${crypto.randomUUID().slice(0, 8)}`, ttl, config.nats!.replicas, log);
+          this.tasks.push(this.leaseLoop(this.lease));
         }
         if (this.options.alerts && !this.alertHost) this.alertHost = await this.options.alerts(nc, this.names);
         if (config.fleet.scopes?.length || config.fleet.pools?.length) this.tasks.push(this.fleetLoop(nc));
@@ -130,7 +133,7 @@ export class Collector implements CollectorView {
         await Promise.all([
           this.loop("event consumer", () => consumeEvents(nc, this.names, this.fleet, log, this.stop.signal, () => this.changed())),
           this.loop("state watch", () => watchState(kv, this.fleet, log, this.stop.signal, () => (this.changed(), this.scheduleEvaluate()))),
-          this.loop("history feed", () => feedHistory(nc, this.names, this.hist, this.stop.signal, () => this.changed())),
+          this.loop("history feed", () => feedHistory(nc, this.names, this.hist, this.stop.signal, () => this.changed(), log)),
         ]);
         return;
       } catch (err) {
@@ -202,8 +205,11 @@ export class Collector implements CollectorView {
     jitBroker?.stop();
   }
 
-  /** Takes or renews the lease three times per TTL, so a dead leader is replaced within one TTL. */
-  private async leaseLoop(lease: Lease, ttlMs: number): Promise<void> {
+  /**
+   * Takes or renews the lease three times per TTL (the bucket's, once opened), so a dead leader
+   * is replaced within one TTL.
+   */
+  private async leaseLoop(lease: Lease): Promise<void> {
     while (!this.stop.signal.aborted) {
       const was = this.leader;
       const leads = await lease.tick().catch(() => false);
@@ -211,7 +217,7 @@ export class Collector implements CollectorView {
       if (leads && !was) await this.alertHost?.engine.start().catch((err) => this.options.log.error(`cannot load alert state: ${errorMessage(err)}`));
       this.leader = leads;
       if (this.leader !== was) this.options.log.info({ lease: lease.id }, this.leader ? "this collector is now the leader (evaluates rules, sends alerts, polls GitHub)" : "another collector is the leader");
-      await sleep(ttlMs / 3, this.stop.signal).catch(() => {});
+      await sleep(lease.ttl / 3, this.stop.signal).catch(() => {});
     }
   }
 

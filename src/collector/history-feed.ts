@@ -5,13 +5,15 @@
  * restarted feed resumes after the last sequence it saw, so nothing is counted twice.
  */
 import type { NatsConnection } from "@nats-io/transport-node";
-import { DeliverPolicy, jetstream } from "@nats-io/jetstream";
+import { DeliverPolicy, jetstream, jetstreamManager } from "@nats-io/jetstream";
+import type { Logger } from "../shared/logger.ts";
+import { watchForStall } from "./stall-watch.ts";
 import type { NatsNames } from "../nats/subjects.ts";
 import type { History } from "./history.ts";
 import { WINDOWS } from "./history.ts";
 import { eventMatchesSubject, parseEnvelope } from "./validate.ts";
 
-export async function feedHistory(nc: NatsConnection, names: NatsNames, history: History, signal: AbortSignal, onEvent?: () => void): Promise<void> {
+export async function feedHistory(nc: NatsConnection, names: NatsNames, history: History, signal: AbortSignal, onEvent?: () => void, log?: Logger): Promise<void> {
   const since = new Date(Date.now() - WINDOWS["7d"].bucketMs * WINDOWS["7d"].buckets).toISOString();
   const consumer = await jetstream(nc).consumers.get(
     names.eventsStream,
@@ -23,11 +25,29 @@ export async function feedHistory(nc: NatsConnection, names: NatsNames, history:
   );
   const messages = await consumer.consume({ max_messages: 1000 });
   signal.addEventListener("abort", () => void messages.close(), { once: true });
-  for await (const msg of messages) {
-    const event = parseEnvelope(msg.data);
-    // The same trust rule as the durable consumer: a forged host is nobody's history.
-    if (event && eventMatchesSubject(event, msg.subject)) history.record(event, msg.seq);
-    else history.lastSeq = Math.max(history.lastSeq, msg.seq);
-    onEvent?.();
+  // The ordered consumer has one replica: when its node dies the feed goes silent (stall-watch.ts).
+  const jsm = await jetstreamManager(nc);
+  const stopWatchdog = watchForStall({
+    tail: async () => {
+      const { state } = await jsm.streams.info(names.eventsStream);
+      return { lastSeq: state.last_seq, messages: state.messages };
+    },
+    delivered: () => history.lastSeq,
+    onStall: ({ delivered, lastSeq }) => {
+      log?.warn({ delivered, last_seq: lastSeq }, `the history feed delivered nothing since sequence ${delivered} while ${names.eventsStream} is at ${lastSeq} (its consumer's NATS node may be gone): consuming again`);
+      void messages.close();
+    },
+    signal,
+  });
+  try {
+    for await (const msg of messages) {
+      const event = parseEnvelope(msg.data);
+      // The same trust rule as the durable consumer: a forged host is nobody's history.
+      if (event && eventMatchesSubject(event, msg.subject)) history.record(event, msg.seq);
+      else history.lastSeq = Math.max(history.lastSeq, msg.seq);
+      onEvent?.();
+    }
+  } finally {
+    stopWatchdog();
   }
 }

@@ -47,3 +47,37 @@ test("history - sampled values keep the bucket's peak; alert transitions are bou
   assert.equal(h.alertTransitions().length, 2000);
   assert.ok(h.alertTransitions("a").every((t) => t.host === "a"));
 });
+
+test("history - per host and per runner: each page's counts are its own, in fixed buckets, bounded in keys", () => {
+  let now = NOW;
+  const h = new History(() => now);
+  const on = (host: string, e: Envelope) => ({ ...e, host });
+  h.record(on("h1", ev("token.refreshed", 2, {}, null)));
+  h.record(on("h1", ev("token.refresh_failed", 130, {}, "r1")));
+  h.record(on("h1", ev("runner.registered", 10, { agent_id: 2, reason: "deleted_on_github" }, "r1")));
+  h.record(on("h2", ev("runner.registered", 10, { agent_id: 3, reason: "new" }, "r1")));
+  const sum = (pts: { v: number }[] | null) => (pts ?? []).reduce((a, p) => a + p.v, 0);
+  assert.equal(sum(h.hostPoints("h1", "refreshed", "1h")), 1, "a scope's token refresh counts on its host");
+  assert.equal(sum(h.runnerPoints("h1", "r1", "refreshed", "1h")), 0, "and not on a runner");
+  assert.equal(sum(h.runnerPoints("h1", "r1", "reregistered", "1h")), 1);
+  assert.equal(sum(h.runnerPoints("h2", "r1", "reregistered", "1h")), 0, "same runner name on another host is another runner");
+  assert.equal(sum(h.runnerPoints("h2", "r1", "registered", "1h")), 1);
+  assert.deepEqual([sum(h.hostPoints("h1", "refresh_failed", "1h")), sum(h.hostPoints("h1", "refresh_failed", "24h"))], [0, 1], "130 minutes ago is outside 1 h, inside 24 h");
+  assert.equal(h.hostPoints("nobody", "refreshed", "1h"), null, "nothing kept for a host never seen");
+  assert.deepEqual(
+    (["1h", "24h", "7d"] as const).map((w) => h.hostPoints("h1", "refreshed", w)!.length),
+    [12, 24, 28],
+    "5-minute, hourly and 6-hourly buckets",
+  );
+  // Time moves on: the 1 h chart forgets, the 7 d one keeps; a slot reused for a new bucket starts at zero.
+  now += 2 * 3_600_000;
+  assert.equal(sum(h.hostPoints("h1", "refreshed", "1h")), 0);
+  assert.equal(sum(h.hostPoints("h1", "refreshed", "7d")), 1);
+  h.record(on("h1", ev("token.refreshed", -120 + 0, {}, null)));
+  assert.equal(sum(h.hostPoints("h1", "refreshed", "1h")), 1, "the new bucket counts only the new event");
+  // Bounded: 10,000 hosts are kept; the least recently active go first.
+  for (let i = 0; i < 10_050; i++) h.record(on(`bulk-${i}`, ev("token.refreshed", -120, {}, null)));
+  assert.equal(h.hostPoints("h2", "registered", "7d"), null, "an old, quiet host was dropped");
+  assert.ok(h.hostPoints("bulk-10049", "refreshed", "1h"));
+  assert.equal(h.hostPoints("bulk-0", "refreshed", "1h"), null);
+});

@@ -6,6 +6,7 @@
  * number of buckets per window, a cap on remembered runners and transitions.
  */
 import type { Envelope } from "../shared/types.ts";
+import { LocalHistory, type LocalSeries } from "./history-local.ts";
 
 /** Counted per bucket from events. */
 export const COUNTED = ["refreshed", "refresh_failed", "registered", "reregistered", "pool_jobs"] as const;
@@ -22,6 +23,9 @@ const FIRST_REGISTRATION = new Set(["new", "not_configured"]);
 const REGISTRATIONS_PER_RUNNER = 20;
 const RUNNERS_REMEMBERED = 50_000;
 const TRANSITIONS = 2000;
+/** Hosts and runners with charts of their own (history-local.ts: under 1 KiB each). */
+const HOSTS_CHARTED = 10_000;
+const RUNNERS_CHARTED = 20_000;
 /** The stream's newest events, for pages: every collector sees all of them (not its share). */
 const RECENT_EVENTS = 1000;
 
@@ -97,6 +101,8 @@ export class History {
   private readonly registrations = new Map<string, Registration[]>();
   private readonly transitions: AlertTransition[] = [];
   private readonly recent: Envelope[] = [];
+  private readonly hosts = new LocalHistory(HOSTS_CHARTED);
+  private readonly runners = new LocalHistory(RUNNERS_CHARTED);
   /** The last stream sequence fed in, so a restarted feed resumes after it and counts nothing twice. */
   lastSeq = 0;
 
@@ -110,7 +116,12 @@ export class History {
     const data = (e.data ?? {}) as Record<string, unknown>;
     const series = this.seriesOf(e, data);
     const nowMs = this.now();
-    if (series) for (const r of this.rollups.values()) r.add(series, at, nowMs);
+    if (series) {
+      for (const r of this.rollups.values()) r.add(series, at, nowMs);
+      const local = series as LocalSeries; // every counted series is charted per host and runner
+      this.hosts.add(e.host, local, at, nowMs);
+      if (e.runner !== null) this.runners.add(runnerKey(e.host, e.runner), local, at, nowMs);
+    }
     if (e.type === "runner.registered" && e.runner !== null) this.remember(e, data);
     this.recent.push(e);
     if (this.recent.length > RECENT_EVENTS) this.recent.shift();
@@ -137,7 +148,7 @@ export class History {
   }
 
   private remember(e: Envelope, data: Record<string, unknown>): void {
-    const key = `${e.host}\u0000${e.runner}`;
+    const key = runnerKey(e.host, e.runner!);
     let list = this.registrations.get(key);
     if (!list) {
       if (this.registrations.size >= RUNNERS_REMEMBERED) this.registrations.delete(this.registrations.keys().next().value as string);
@@ -158,9 +169,20 @@ export class History {
     return this.rollups.get(window)!.points(series, this.now());
   }
 
+  /** A host's counted series (every event from it, its runners' included); null when none is kept. */
+  hostPoints(host: string, series: LocalSeries, window: Window): { t: number; v: number }[] | null {
+    return this.hosts.has(host) ? this.hosts.points(host, series, window, this.now()) : null;
+  }
+
+  /** A runner's counted series (events that name it); null when none is kept. */
+  runnerPoints(host: string, runner: string, series: LocalSeries, window: Window): { t: number; v: number }[] | null {
+    const key = runnerKey(host, runner);
+    return this.runners.has(key) ? this.runners.points(key, series, window, this.now()) : null;
+  }
+
   /** The runner's registrations, oldest first (the last REGISTRATIONS_PER_RUNNER). */
   registrationsOf(host: string, runner: string): Registration[] {
-    return [...(this.registrations.get(`${host}\u0000${runner}`) ?? [])];
+    return [...(this.registrations.get(runnerKey(host, runner)) ?? [])];
   }
 
   alertChanged(t: AlertTransition): void {
@@ -172,4 +194,8 @@ export class History {
   alertTransitions(host?: string, runner?: string): AlertTransition[] {
     return this.transitions.filter((t) => (host === undefined || t.host === host) && (runner === undefined || t.runner === runner));
   }
+}
+
+function runnerKey(host: string, runner: string): string {
+  return `${host}\u0000${runner}`;
 }

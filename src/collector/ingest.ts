@@ -5,7 +5,8 @@
  */
 import { nanos, type NatsConnection } from "@nats-io/transport-node";
 import { AckPolicy, DeliverPolicy, jetstream, jetstreamManager } from "@nats-io/jetstream";
-import type { KV } from "@nats-io/kv";
+import type { KV, KvWatchEntry } from "@nats-io/kv";
+import { watchForStall, type StreamTail } from "./stall-watch.ts";
 import type { Logger } from "../shared/logger.ts";
 import type { NatsNames } from "../nats/subjects.ts";
 import type { FleetState } from "./fleet.ts";
@@ -73,7 +74,31 @@ export async function consumeEvents(nc: NatsConnection, names: NatsNames, fleet:
 export async function watchState(kv: KV, fleet: FleetState, log: Logger, signal: AbortSignal, onUpdate?: () => void): Promise<void> {
   const watcher = await kv.watch();
   signal.addEventListener("abort", () => watcher.stop(), { once: true });
+  // The watch's consumer has one replica: when its node dies the watch goes silent (stall-watch.ts).
+  let delivered = 0;
+  const stopWatchdog = watchForStall({
+    tail: async () => tailOf((await kv.status()).streamInfo.state),
+    delivered: () => delivered,
+    onStall: ({ delivered, lastSeq }) => {
+      log.warn({ delivered, last_seq: lastSeq }, `the state watch delivered nothing since revision ${delivered} while the bucket is at ${lastSeq} (its consumer's NATS node may be gone): watching again`);
+      watcher.stop();
+    },
+    signal,
+  });
+  try {
+    await applyStateWatch(watcher, fleet, log, (revision) => (delivered = revision), onUpdate);
+  } finally {
+    stopWatchdog();
+  }
+}
+
+function tailOf(state: { last_seq: number; messages: number }): StreamTail {
+  return { lastSeq: state.last_seq, messages: state.messages };
+}
+
+async function applyStateWatch(watcher: AsyncIterable<KvWatchEntry>, fleet: FleetState, log: Logger, seen: (revision: number) => void, onUpdate?: () => void): Promise<void> {
   for await (const entry of watcher) {
+    seen(entry.revision);
     if (entry.operation !== "PUT") {
       if (isHostKey(entry.key)) fleet.deletePools(entry.key);
       else fleet.deleteState(entry.key);

@@ -22,10 +22,24 @@ export class TokenCache {
     return join(this.stateDir, "tokens", `${encodeToken(scopeKey(scope))}.json`);
   }
 
+  /** The text last read per file, with the file's inode, size and mtime then (writes are renames: a new inode). */
+  private readonly texts = new Map<string, { text: string; ino: number; size: number; mtimeMs: number }>();
+
+  /** The file's text; not read again while the same file (inode, size, mtime) is there. */
+  private async readText(path: string): Promise<string> {
+    const stat = await this.runtime.files.stat(path);
+    const known = this.texts.get(path);
+    if (stat && known && stat.ino === known.ino && stat.size === known.size && stat.mtimeMs === known.mtimeMs) return known.text;
+    this.texts.delete(path);
+    const text = await this.runtime.files.readText(path);
+    if (stat?.ino !== undefined) this.texts.set(path, { text, ino: stat.ino, size: stat.size, mtimeMs: stat.mtimeMs });
+    return text;
+  }
+
   async read(scope: Scope): Promise<CachedToken | null> {
     let data: { token?: unknown; expires_at?: unknown };
     try {
-      data = JSON.parse(await this.runtime.files.readText(this.path(scope)));
+      data = JSON.parse(await this.readText(this.path(scope)));
     } catch {
       return null;
     }

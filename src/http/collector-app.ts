@@ -7,10 +7,12 @@ import { Hono } from "hono";
 import type { Context, MiddlewareHandler } from "hono";
 import type { CollectorView, FleetRunner } from "../collector/types.ts";
 import { createCollectorRegistry } from "./collector-metrics.ts";
+import { collectorMetricsStream } from "./collector-metrics-runners.ts";
 import { FilterError, pageRunners, parseRunnerFilters } from "./api-filters.ts";
 import { shell } from "./pages/layout.ts";
 import { renderLivePage } from "./pages/render.ts";
 import { WINDOW_NAMES, COUNTED, SAMPLED } from "../collector/history.ts";
+import { LOCAL_SERIES, type LocalSeries } from "../collector/history-local.ts";
 import { parseWindow } from "./pages/history.ts";
 import { liveHandler } from "./sse.ts";
 import { rateLimit, type RateLimit } from "./rate-limit.ts";
@@ -145,7 +147,16 @@ export function createCollectorApp(view: CollectorView, options: CollectorAppOpt
     if (raw !== undefined && !(WINDOW_NAMES as string[]).includes(raw)) return c.json({ error: `invalid query parameter window=${JSON.stringify(raw)}: use ${WINDOW_NAMES.join(", ")}`, parameter: "window" }, 400);
     const history = view.history?.();
     const window = parseWindow(raw);
-    const series = Object.fromEntries([...COUNTED, ...SAMPLED].map((s) => [s, history ? history.points(s, window).map((p) => [new Date(p.t).toISOString(), p.v]) : []]));
+    const asPairs = (points: { t: number; v: number }[] | null | undefined) => (points ?? []).map((p) => [new Date(p.t).toISOString(), p.v]);
+    // ?host=… (and &runner=…): that host's or runner's counted series, as on its page.
+    const host = c.req.query("host");
+    const runner = c.req.query("runner");
+    if (runner !== undefined && !host) return c.json({ error: "query parameter runner needs host: use ?host=<host>&runner=<runner>", parameter: "runner" }, 400);
+    if (host !== undefined) {
+      const of = (s: LocalSeries) => (runner !== undefined ? history?.runnerPoints(host, runner, s, window) : history?.hostPoints(host, s, window));
+      return c.json({ window, host, ...(runner !== undefined ? { runner } : {}), series: Object.fromEntries(LOCAL_SERIES.map((s) => [s, asPairs(of(s))])) });
+    }
+    const series = Object.fromEntries([...COUNTED, ...SAMPLED].map((s) => [s, asPairs(history?.points(s, window))]));
     return c.json({ window, series });
   });
 
@@ -184,9 +195,11 @@ export function createCollectorApp(view: CollectorView, options: CollectorAppOpt
     return c.json({ status: "unavailable", reason: health.reason ?? "unknown" }, 503);
   });
 
+  // The bounded families first (a failure there is a 500 like any other), then the snapshot of
+  // the fleet, whose per-runner text is written as the scraper reads it.
   app.get("/metrics", async (c) => {
-    const text = await registry.metrics();
-    return c.body(text, 200, { "Content-Type": PROMETHEUS_CONTENT_TYPE });
+    const tail = await registry.metrics();
+    return c.body(collectorMetricsStream(view, tail), 200, { "Content-Type": PROMETHEUS_CONTENT_TYPE });
   });
 
   // The pages stay open like / always was: they show what /metrics shows, never a secret.

@@ -1,12 +1,11 @@
 /**
  * The collector's Prometheus metrics (SPEC 11): the agent's per-runner series with `host` and
- * `runner` labels, plus fleet-wide counts. Every value is computed from the view at scrape time
- * (collect callbacks that reset and refill), so a runner removed from KV disappears from the next
- * scrape instead of lingering with its last value.
+ * `runner` labels and the runners by status (collector-metrics-runners.ts), plus the collector's
+ * own counts (here). Every value is computed from the view at scrape time, so a runner removed
+ * from KV disappears from the next scrape instead of lingering with its last value.
  */
 import { Counter, Gauge, Registry } from "prom-client";
 import type { CollectorView, FleetRunner } from "../collector/types.ts";
-import { scopeKey } from "../shared/scope.ts";
 import { EVENT_TYPES, type RunnerStatus } from "../shared/types.ts";
 import { EVENT_COUNT_EXTRAS, STATE_DROP_REASONS, eventTypeLabel } from "../collector/validate.ts";
 import { REFUSAL_REASONS, type RefusalReason } from "../fleet/authz.ts";
@@ -19,144 +18,19 @@ export type FleetStatus = RunnerStatus | "stale";
 /** Every `type` label: the known types plus the view's counters (see CollectorView.eventCounts). */
 const COLLECTOR_EVENT_TYPES = [...EVENT_TYPES, ...EVENT_COUNT_EXTRAS] as const;
 
-/**
- * Calls `fn` for each runner, skipping one that throws: a runner whose state cannot be read must
- * cost its own samples only, never the whole scrape.
- */
-function eachRunner(view: CollectorView, fn: (r: FleetRunner) => void): void {
-  for (const r of view.runners()) {
-    try {
-      fn(r);
-    } catch {
-      // Its samples are missing; the documents that get this far were validated (validate.ts).
-    }
-  }
-}
-
 export function fleetStatus(r: FleetRunner): FleetStatus {
   return r.stale ? "stale" : r.state.status;
 }
 
 /**
- * Timestamps are epoch seconds; agents write integers, but anything that arrives fractional is
- * floored so the text format never depends on how a float prints.
+ * A registry of its own per app (the global one would mix in, or clash with, other apps' series)
+ * for the families whose label sets are bounded: event counts, drops, refusals, GitHub Apps,
+ * alerts. The per-runner families and the counts by status come from collector-metrics-runners.ts,
+ * which streams them ahead of this registry's text.
  */
-function seconds(value: number): number {
-  return Math.floor(value);
-}
-
-function bool(value: boolean): number {
-  return value ? 1 : 0;
-}
-
-/** A registry of its own per app: the global one would mix in (or clash with) other apps' series. */
 export function createCollectorRegistry(view: CollectorView): Registry {
   const registry = new Registry();
   const registers = [registry];
-  const runnerLabels = ["host", "runner"] as const;
-  const scopedLabels = ["host", "runner", "scope"] as const;
-
-  // One snapshot per metric: each collect callback reads the view once, synchronously.
-  const perRunner = (
-    name: string,
-    help: string,
-    value: (r: FleetRunner) => number | null,
-  ): void => {
-    new Gauge({
-      name,
-      help,
-      labelNames: runnerLabels,
-      registers,
-      collect() {
-        this.reset();
-        eachRunner(view, (r) => {
-          const v = value(r);
-          // null means "not known" (e.g. no GitHub status yet): no sample rather than a false 0.
-          if (v !== null) this.set({ host: r.host, runner: r.runner }, v);
-        });
-      },
-    });
-  };
-  const perRunnerScoped = (name: string, help: string, value: (r: FleetRunner) => number | null): void => {
-    new Gauge({
-      name,
-      help,
-      labelNames: scopedLabels,
-      registers,
-      collect() {
-        this.reset();
-        eachRunner(view, (r) => {
-          const v = value(r);
-          if (v !== null) this.set({ host: r.host, runner: r.runner, scope: scopeKey(r.state.scope) }, v);
-        });
-      },
-    });
-  };
-
-  perRunnerScoped(
-    "runner_token_expiry_timestamp_seconds",
-    "When the runner's scope registration token expires (epoch seconds).",
-    (r) => (r.state.token_expires_at === null ? null : seconds(r.state.token_expires_at)),
-  );
-  perRunner(
-    "runner_token_last_check_timestamp_seconds",
-    "When the agent last checked this runner (epoch seconds, the agent's clock).",
-    (r) => {
-      // The state document's `time` is the agent's pass; fall back to the KV write time.
-      const t = Date.parse(r.state.time);
-      return seconds((Number.isFinite(t) ? t : r.updatedAt) / 1000);
-    },
-  );
-  perRunnerScoped(
-    "runner_token_last_refresh_timestamp_seconds",
-    "When the runner's scope registration token was last refreshed (epoch seconds).",
-    (r) => (r.state.last_refresh_timestamp === null ? null : seconds(r.state.last_refresh_timestamp)),
-  );
-  perRunner("runner_token_consecutive_failures", "Consecutive failed passes for this runner.", (r) => r.state.consecutive_failures);
-  perRunner("runner_registered", "1 when the runner is registered.", (r) => bool(r.state.registered));
-  perRunner("runner_online", "1 when GitHub reports the runner online (absent when unknown).", (r) =>
-    r.state.online === null ? null : bool(r.state.online),
-  );
-  perRunner("runner_busy", "1 when the runner is running a job (absent when unknown).", (r) =>
-    r.state.busy === null ? null : bool(r.state.busy),
-  );
-
-  // The agent owns these counts (total_refreshes counts successful mints, failed_refreshes failed
-  // ones) and we only mirror them, so a counter with a collect callback that re-sets the value.
-  // They are per scope on the agent: runners sharing a host and scope repeat the same numbers.
-  new Counter({
-    name: "runner_token_refreshes_total",
-    help: "Registration token refreshes by outcome, as the runner's agent counted them for its scope.",
-    labelNames: ["host", "runner", "scope", "outcome"] as const,
-    registers,
-    collect() {
-      this.reset();
-      eachRunner(view, (r) => {
-        const labels = { host: r.host, runner: r.runner, scope: scopeKey(r.state.scope) };
-        const success = Math.max(0, r.state.total_refreshes);
-        const failure = Math.max(0, r.state.failed_refreshes);
-        this.inc({ ...labels, outcome: "success" }, success);
-        this.inc({ ...labels, outcome: "failure" }, failure);
-      });
-    },
-  });
-
-  new Gauge({
-    name: "runner_token_fleet_runners",
-    help: "Runners by status; a stale runner counts only as stale.",
-    labelNames: ["status"] as const,
-    registers,
-    collect() {
-      const counts = new Map<string, number>(FLEET_STATUSES.map((s) => [s, 0]));
-      eachRunner(view, (r) => {
-        const s = fleetStatus(r);
-        // Only known statuses become labels (validation guarantees it; this keeps the set bounded).
-        if (counts.has(s)) counts.set(s, (counts.get(s) ?? 0) + 1);
-      });
-      this.reset();
-      for (const [status, n] of counts) this.set({ status }, n);
-    },
-  });
 
   new Counter({
     name: "runner_token_collector_events_total",

@@ -135,3 +135,67 @@ test("runners api - hosts and history answer from memory; a bad window is a 400 
   assert.equal(page.status, 200);
   assert.equal((await app().request("/runners/ci-0001.example.com/nope")).status, 404);
 });
+
+test("runners api - a host's and a runner's page chart their own history; the API gives the same numbers", async () => {
+  const { History } = await import("../collector/history.ts");
+  const history = new History(() => NOW);
+  const at = (minutesAgo: number) => new Date(NOW - minutesAgo * 60_000).toISOString();
+  const envelope = (type: string, host: string, runner: string | null, minutesAgo: number, data: Record<string, unknown> = {}) =>
+    ({ v: 1, id: `${type}-${host}-${runner}-${minutesAgo}`, seq: 1, type, time: at(minutesAgo), host, runner, scope: { org: "acme" }, agent: { version: "1", runtime: "node" }, data }) as never;
+  history.record(envelope("token.refreshed", "ci-0001.example.com", null, 3));
+  history.record(envelope("token.refreshed", "ci-0001.example.com", null, 8));
+  history.record(envelope("runner.registered", "ci-0001.example.com", "runner-00010", 20, { agent_id: 7, reason: "deleted_on_github" }));
+  history.record(envelope("token.refreshed", "ci-0002.example.com", null, 3));
+  const view: CollectorView = {
+    runners: () => FLEET,
+    runner: (h, r) => FLEET.find((x) => x.host === h && x.runner === r),
+    events: async () => [],
+    recentEvents: () => [],
+    alerts: () => [],
+    eventCounts: () => new Map(),
+    health: () => ({ ok: true, reason: null }),
+    history: () => history,
+  };
+  const withHistory = createCollectorApp(view, { version: "t", now: () => NOW });
+  const total = (html: string, chart: string) => Number(new RegExp(`aria-label="${chart}"[^>]*data-total="(\\d+)"|data-total="(\\d+)"[^>]*aria-label="${chart}"`).exec(html)?.slice(1).find(Boolean));
+  const hostPage = await (await withHistory.request("/hosts/ci-0001.example.com")).text();
+  assert.equal(total(hostPage, "Tokens refreshed"), 2, "the host's refreshes, not the fleet's 3");
+  assert.equal(total(hostPage, "Registrations"), 1);
+  const runnerPage = await (await withHistory.request("/runners/ci-0001.example.com/runner-00010?window=24h")).text();
+  assert.equal(total(runnerPage, "Registrations"), 1);
+  assert.equal(total(runnerPage, "Tokens refreshed"), 0, "tokens are per scope: on the host's page");
+  assert.match(runnerPage, /<b>24h<\/b>/, "the window from the URL");
+  const quiet = await (await withHistory.request("/runners/ci-0001.example.com/runner-00011")).text();
+  assert.match(quiet, /No events from this runner counted in the last 7 days/);
+
+  const api = async (q: string) => (await (await withHistory.request(`/api/v1/history?${q}`)).json()) as { series: Record<string, [string, number][]> };
+  const sum = (pairs: [string, number][]) => pairs.reduce((a, [, v]) => a + v, 0);
+  assert.equal(sum((await api("host=ci-0001.example.com")).series.refreshed), 2);
+  assert.equal(sum((await api("host=ci-0001.example.com&runner=runner-00010&window=7d")).series.reregistered), 1);
+  assert.equal(sum((await api("window=1h")).series.refreshed), 3, "without host: the fleet");
+  const bad = await withHistory.request("/api/v1/history?runner=runner-00010");
+  assert.equal(bad.status, 400);
+  assert.equal(((await bad.json()) as { parameter: string }).parameter, "runner");
+});
+
+test("runners api - a runner's page names the other hosts reporting its name in its scope (a session conflict's other side)", async () => {
+  const base = FLEET.find((r) => r.host === "ci-0001.example.com")!;
+  const twin = (host: string, scope: { org: string }) => ({ ...base, key: `${host}/${base.runner}`, host, state: { ...base.state, host, scope } });
+  const fleet = [base, twin("ci-0900.example.com", base.state.scope as { org: string }), twin("ci-0901.example.com", { org: "elsewhere" })];
+  const view: CollectorView = {
+    runners: () => fleet,
+    runner: (h, r) => fleet.find((x) => x.host === h && x.runner === r),
+    events: async () => [],
+    recentEvents: () => [],
+    alerts: () => [],
+    eventCounts: () => new Map(),
+    health: () => ({ ok: true, reason: null }),
+  };
+  const pages = createCollectorApp(view, { version: "t", now: () => NOW });
+  const text = (html: string) => html.replace(/<[^>]+>/g, "");
+  const page = text(await (await pages.request(`/runners/ci-0001.example.com/${encodeURIComponent(base.runner)}`)).text());
+  assert.match(page, /same name onci-0900\.example\.com \(one registration, two listeners/);
+  assert.doesNotMatch(page, /ci-0901/, "the same name in another scope is another runner");
+  const alone = text(await (await app().request(`/runners/ci-0001.example.com/${encodeURIComponent(base.runner)}`)).text());
+  assert.doesNotMatch(alone, /same name on/);
+});

@@ -7,6 +7,7 @@
 import { join } from "node:path";
 import { encodeToken } from "../shared/scope.ts";
 import type { AgentContext } from "../agent/context.ts";
+import type { FileStat } from "../runtime/types.ts";
 
 export interface HygieneMemory {
   /** The runner's version as last read from its dir, and where it was read. */
@@ -47,27 +48,70 @@ export function hygieneDir(ctx: AgentContext): string {
   return join(ctx.store.dir, "hygiene");
 }
 
-export async function readJsonFile<T>(ctx: AgentContext, path: string, empty: () => T): Promise<T> {
+export async function readJsonFile<T>(ctx: AgentContext, path: string, empty: () => T, seen?: (text: string | null) => void): Promise<T> {
+  let text: string;
   try {
-    return { ...empty(), ...(JSON.parse(await ctx.runtime.files.readText(path)) as Partial<T>) };
+    text = await ctx.runtime.files.readText(path);
+  } catch {
+    seen?.(null);
+    return empty();
+  }
+  seen?.(text);
+  try {
+    return { ...empty(), ...(JSON.parse(text) as Partial<T>) };
   } catch {
     return empty();
   }
 }
 
+const jsonText = (value: unknown) => `${JSON.stringify(value, null, 2)}\n`;
+
 /** Atomic, and never in --dry-run (SPEC 3: no file written except logs). */
-export async function writeJsonFile(ctx: AgentContext, path: string, value: unknown): Promise<void> {
+export async function writeJsonFile(ctx: AgentContext, path: string, value: unknown, text = jsonText(value)): Promise<void> {
   if (ctx.config.dryRun) return;
   await ctx.runtime.files.mkdir(join(path, ".."), 0o750);
-  await ctx.runtime.files.writeAtomic(path, `${JSON.stringify(value, null, 2)}\n`, 0o640);
+  await ctx.runtime.files.writeAtomic(path, text, 0o640);
 }
 
 const runnerFile = (ctx: AgentContext, runnerDir: string) => join(hygieneDir(ctx), `runner-${encodeToken(runnerDir)}.json`);
 
-export function loadHygiene(ctx: AgentContext, runnerDir: string): Promise<HygieneMemory> {
-  return readJsonFile(ctx, runnerFile(ctx, runnerDir), emptyHygieneMemory);
+/**
+ * Each runner file's text as this process last read or wrote it, with the file's identity then
+ * (inode, size, mtime): a save of an unchanged memory writes nothing (most passes change nothing,
+ * and a write costs two fsyncs), and a file nobody replaced since is not read again (writes are
+ * renames: a new inode). Every save follows a load of the same file under the runner's lock, so
+ * another process's write is always seen.
+ */
+const runnerTexts = new Map<string, { text: string; stat: FileStat | null }>();
+const MAX_TEXTS = 4096;
+
+function remember(path: string, text: string | null, stat: FileStat | null): void {
+  runnerTexts.delete(path);
+  if (text === null) return;
+  if (runnerTexts.size >= MAX_TEXTS) runnerTexts.delete(runnerTexts.keys().next().value!);
+  runnerTexts.set(path, { text, stat });
 }
 
-export function saveHygiene(ctx: AgentContext, runnerDir: string, memory: HygieneMemory): Promise<void> {
-  return writeJsonFile(ctx, runnerFile(ctx, runnerDir), memory);
+const sameFile = (a: FileStat | null | undefined, b: FileStat | null | undefined) => Boolean(a && b && a.ino !== undefined && a.ino === b.ino && a.size === b.size && a.mtimeMs === b.mtimeMs);
+
+export async function loadHygiene(ctx: AgentContext, runnerDir: string): Promise<HygieneMemory> {
+  const path = runnerFile(ctx, runnerDir);
+  const stat = await ctx.runtime.files.stat(path).catch(() => null);
+  const known = runnerTexts.get(path);
+  if (known && sameFile(known.stat, stat)) {
+    try {
+      return { ...emptyHygieneMemory(), ...(JSON.parse(known.text) as Partial<HygieneMemory>) };
+    } catch {
+      return emptyHygieneMemory();
+    }
+  }
+  return readJsonFile(ctx, path, emptyHygieneMemory, (text) => remember(path, text, stat));
+}
+
+export async function saveHygiene(ctx: AgentContext, runnerDir: string, memory: HygieneMemory): Promise<void> {
+  const path = runnerFile(ctx, runnerDir);
+  const text = jsonText(memory);
+  if (ctx.config.dryRun || runnerTexts.get(path)?.text === text) return;
+  await writeJsonFile(ctx, path, memory, text);
+  remember(path, text, await ctx.runtime.files.stat(path).catch(() => null));
 }

@@ -34,7 +34,7 @@ export interface SessionInput {
 /**
  * What the agent can say of the other host: GitHub's runner object does not name hosts, and an
  * agent reads no other host's state (NATS permissions), so "another host"; the collector, which
- * sees every host's state, is the place to name it (docs/troubleshooting.md).
+ * sees every host's state, names it on the runner's page ("same name on", docs/troubleshooting.md).
  */
 const OTHER_HOST = "another host";
 

@@ -23,6 +23,9 @@ import { describePublishError, retryThroughElection } from "./retry.ts";
 const PUBLISH_TIMEOUT_MS = 5000;
 const encoder = new TextEncoder();
 
+/** How long a `check` retries stream and bucket set-up through an election before it publishes anyway. */
+const CHECK_SETUP_RETRY_MS = 2000;
+
 export interface NatsPublisherOptions {
   runtime: Runtime;
   config: NatsConfig;
@@ -88,13 +91,18 @@ export class NatsPublisher implements Publisher {
       return;
     }
     this.nc = nc;
+    // A cluster that just formed (or lost a node) answers stream and bucket set-up with timeouts
+    // or no responders until its leaders are elected: retried like a publish, or an R3 stream
+    // would be taken for a publish-only account and never created. `check` keeps it short.
+    const setUp = <T>(fn: () => Promise<T>) =>
+      retryThroughElection(fn, { budgetMs: mode === "check" ? CHECK_SETUP_RETRY_MS : undefined, shouldRetry: () => !this.closed });
     try {
-      await ensureEventsStream(nc, this.names, log, config.replicas).catch((err) => {
+      await setUp(() => ensureEventsStream(nc, this.names, log, config.replicas)).catch((err) => {
         if (err instanceof NatsSetupError) throw err;
         // Publish-only permissions: the collector creates the stream; just publish.
         log.debug(`cannot check or create stream ${this.names.eventsStream}: ${errorMessage(err)}`);
       });
-      this.kv = await openBucket(nc, this.names.stateBucket, true, { replicas: config.replicas, log }).catch((err) => {
+      this.kv = await setUp(() => openBucket(nc, this.names.stateBucket, true, { replicas: config.replicas, log })).catch((err) => {
         log.debug(`cannot create bucket ${this.names.stateBucket} (${errorMessage(err)}): opening it`);
         return openBucket(nc, this.names.stateBucket, false).catch(() => null);
       });
@@ -197,7 +205,7 @@ export class NatsPublisher implements Publisher {
 
   putState(doc: StateDocument): Promise<void> {
     // The state is a heartbeat: only the latest per runner matters, so it waits in memory (not
-    // the outbox) until NATS answers, and a failed put is simply retried with the next one.
+    // the outbox) until NATS is there, and is put again with the next pass anyway.
     this.pendingStates.set(stateKey(doc.host, doc.name), doc);
     return this.enqueue(() => this.flushStates());
   }
@@ -208,16 +216,22 @@ export class NatsPublisher implements Publisher {
     return this.enqueue(() => this.flushStates());
   }
 
+  /**
+   * Every pending state as a plain publish to its KV subject (`$KV.<bucket>.<key>`), which the
+   * bucket's stream stores as the key's new value, without waiting for JetStream's
+   * acknowledgement: no reply inbox, timer or answer per runner per pass (issue 18). A heartbeat
+   * needs no receipt: one lost to an outage or an election is replaced by the next pass's, and
+   * states not sent while disconnected go out on reconnect.
+   */
   private async flushStates(): Promise<void> {
-    if (!this.kv || !this.connected) return;
-    for (const [key, doc] of [...this.pendingStates]) {
-      try {
-        await this.electionRetry(() => this.kv!.put(key, JSON.stringify(doc)));
-        if (this.pendingStates.get(key) === doc) this.pendingStates.delete(key);
-      } catch (err) {
-        this.options.log.debug(`state put failed: ${describePublishError(err)}`);
-        return;
-      }
+    if (!this.kv || !this.nc || !this.connected || this.disconnected || this.pendingStates.size === 0) return;
+    const batch = [...this.pendingStates];
+    const bucket = this.kv as unknown as { subjectForKey(key: string, edit?: boolean): string };
+    try {
+      for (const [key, doc] of batch) this.nc.publish(bucket.subjectForKey(key, true), JSON.stringify(doc));
+      for (const [key, doc] of batch) if (this.pendingStates.get(key) === doc) this.pendingStates.delete(key);
+    } catch (err) {
+      this.options.log.debug(`state put failed: ${describePublishError(err)}`);
     }
   }
 

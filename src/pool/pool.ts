@@ -6,8 +6,8 @@
  * A busy runner is never stopped: to stop, the agent first deletes the runner at GitHub, which
  * GitHub refuses (422) while a job runs.
  */
-import { join } from "node:path";
-import { errorMessage } from "../shared/errors.ts";
+import { dirname, join } from "node:path";
+import { ConfigError, errorMessage } from "../shared/errors.ts";
 import type { Logger } from "../shared/logger.ts";
 import { encodeToken, scopeKey } from "../shared/scope.ts";
 import type { Runtime, ServiceChild } from "../runtime/types.ts";
@@ -86,10 +86,31 @@ export class Pool {
   async start(signal: AbortSignal): Promise<void> {
     const c = this.config;
     await this.deps.source.prepare(c, this.where, signal);
-    await this.deps.runtime.files.mkdir(join(c.baseDir, c.name), 0o755);
+    await this.deps.runtime.files.mkdir(join(c.baseDir, c.name), 0o755).catch(async (err: unknown) => {
+      // Under the shipped unit (ProtectSystem=strict) only ReadWritePaths= are writable: say
+      // which path and the drop-in that adds it, instead of a launch failure on every slot.
+      // A recursive mkdir can report ENOENT for what is a read-only parent: ask that parent.
+      const code = (await this.unwritableAncestor(c.baseDir)) ?? (err as { code?: string } | null)?.code;
+      if (code !== "EROFS" && code !== "EACCES" && code !== "EPERM") throw err;
+      throw new ConfigError(
+        `${this.where}.baseDir: cannot create ${join(c.baseDir, c.name)} (${code}): make ${c.baseDir} writable for the agent (under systemd, install systemd/runner-token-refresh.service.d/pools.conf or add it to ReadWritePaths=; docs/pools.md)`,
+        { cause: err },
+      );
+    });
     this.remembered = await this.deps.store.load(c.name);
     await this.settleLeftovers(signal);
     this.draining = Boolean(await this.deps.runtime.files.stat(this.deps.store.drainFile(c.name)));
+  }
+
+  /** The error code that keeps the nearest existing ancestor of `dir` from being written, if any. */
+  private async unwritableAncestor(dir: string): Promise<string | undefined> {
+    const { files } = this.deps.runtime;
+    let at = dir;
+    while (!(await files.stat(at).catch(() => null)) && dirname(at) !== at) at = dirname(at);
+    return files.assertWritable(at).then(
+      () => undefined,
+      (e: unknown) => (e as { code?: string } | null)?.code,
+    );
   }
 
   /**

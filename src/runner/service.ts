@@ -44,26 +44,38 @@ function activeState(state: string): ServiceState {
   return "unknown";
 }
 
+/** A unit as `systemctl show` describes it: its state, and its main process while it runs (0: none). */
+export interface UnitInfo {
+  state: ServiceState;
+  mainPid: number;
+}
+
 /**
- * The states of many runner units from one `systemctl show --property=Id,ActiveState u1 u2 …`
- * (one process per pass instead of one `is-active` per runner). Only actions runner unit names
- * are asked about; a unit missing from the answer (systemctl failed, output not understood) is
+ * Many runner units from one `systemctl show --property=Id,ActiveState,MainPID u1 u2 …` (one
+ * process per pass instead of one `is-active` per runner). Only actions runner unit names are
+ * asked about; a unit missing from the answer (systemctl failed, output not understood) is
  * missing from the map, and its control falls back to `is-active`.
  */
-export async function systemdUnitStates(runtime: Runtime, units: string[]): Promise<Map<string, ServiceState>> {
+export async function systemdUnits(runtime: Runtime, units: string[]): Promise<Map<string, UnitInfo>> {
   const asked = [...new Set(units.filter(isRunnerUnitName))];
-  const states = new Map<string, ServiceState>();
-  if (asked.length === 0) return states;
-  const r = await runtime.spawn("systemctl", ["show", "--property=Id,ActiveState", ...asked], { timeoutMs: TIMEOUT_MS, env: childEnv() });
-  if (r.spawnError || r.code !== 0) return states;
+  const infos = new Map<string, UnitInfo>();
+  if (asked.length === 0) return infos;
+  const r = await runtime.spawn("systemctl", ["show", "--property=Id,ActiveState,MainPID", ...asked], { timeoutMs: TIMEOUT_MS, env: childEnv() });
+  if (r.spawnError || r.code !== 0) return infos;
   // One block per unit, in the order asked, separated by an empty line.
   const blocks = r.stdout.split(/\n[ \t]*\n/).map((b) => b.trim()).filter(Boolean);
-  if (blocks.length !== asked.length) return states;
+  if (blocks.length !== asked.length) return infos;
   asked.forEach((unit, i) => {
     const state = /^ActiveState=(.*)$/m.exec(blocks[i]);
-    if (state) states.set(unit, activeState(state[1].trim()));
+    const pid = /^MainPID=(\d+)$/m.exec(blocks[i]);
+    if (state) infos.set(unit, { state: activeState(state[1].trim()), mainPid: pid ? Number(pid[1]) : 0 });
   });
-  return states;
+  return infos;
+}
+
+/** The states alone (see systemdUnits). */
+export async function systemdUnitStates(runtime: Runtime, units: string[]): Promise<Map<string, ServiceState>> {
+  return new Map([...(await systemdUnits(runtime, units))].map(([unit, info]) => [unit, info.state]));
 }
 
 export function resolveServiceKind(spec: ServiceSpec, serviceUnit: string | null): Exclude<ServiceSpec["kind"], "auto"> {

@@ -4,7 +4,7 @@
  * env, argv, signals, hostname, output and exit use Deno's own APIs.
  */
 import { nodeFiles } from "./node-files.ts";
-import { listProcesses, spawnProcess, startProcess, startServiceChild, signalGroup } from "./node-process.ts";
+import { listProcesses, processStart, spawnProcess, startProcess, startServiceChild, signalGroup } from "./node-process.ts";
 import { lookupUserName } from "./node.ts";
 import { serveDeno } from "./deno-server.ts";
 import type { Runtime } from "./types.ts";
@@ -48,6 +48,7 @@ export function createDenoRuntime(): Runtime {
     startServiceChild,
     signalGroup,
     processes: listProcesses,
+    processStart,
     serve: serveDeno,
     onSignal(signal, handler) {
       Deno.addSignalListener(signal, handler);

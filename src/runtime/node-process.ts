@@ -1,8 +1,12 @@
 /** Child processes and /proc for Node (Deno runs the same code through its node: layer). */
 import { spawn as nodeSpawn } from "node:child_process";
-import { promises as fs } from "node:fs";
+import { Buffer } from "node:buffer";
+import { closeSync, openSync, promises as fs, readSync } from "node:fs";
 import process from "node:process";
 import type { ChildHandle, ProcessInfo, ServiceChild, ServiceChildOptions, SpawnOptions, SpawnResult } from "./types.ts";
+
+/** /proc/<pid>/stat is read into this (a few hundred bytes; the agent reads one at a time). */
+const procBuffer = Buffer.alloc(4096);
 
 export function startProcess(command: string, args: string[], options: { cwd?: string; env?: Record<string, string | undefined> } = {}): ChildHandle {
   let output = "";
@@ -128,6 +132,27 @@ export async function listProcesses(): Promise<ProcessInfo[]> {
     }
   }
   return out;
+}
+
+/** /proc/<pid>/stat's start time (field 22), null for a zombie or a process that is not there. */
+export async function processStart(pid: number): Promise<string | null> {
+  if (!Number.isInteger(pid) || pid <= 0) return null;
+  let stat: string;
+  try {
+    // A few hundred bytes, read synchronously in one call (see node-files.ts on why small reads are).
+    const fd = openSync(`/proc/${pid}/stat`, "r");
+    try {
+      stat = procBuffer.toString("latin1", 0, readSync(fd, procBuffer, 0, procBuffer.length, 0));
+    } finally {
+      closeSync(fd);
+    }
+  } catch {
+    return null;
+  }
+  // The command name (field 2) may hold spaces and parentheses: fields 3… follow the last ")".
+  const fields = stat.slice(stat.lastIndexOf(")") + 2).split(" ");
+  if (fields[0] === "Z" || fields[0] === "X" || !fields[19]) return null;
+  return fields[19];
 }
 
 /** A pool's run.sh: own process group, exact environment, output line by line to the agent's log. */

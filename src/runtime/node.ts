@@ -3,7 +3,7 @@ import { hostname, homedir, userInfo } from "node:os";
 import { promises as fs } from "node:fs";
 import process from "node:process";
 import { nodeFiles } from "./node-files.ts";
-import { listProcesses, spawnProcess, startProcess, startServiceChild, signalGroup } from "./node-process.ts";
+import { listProcesses, processStart, spawnProcess, startProcess, startServiceChild, signalGroup } from "./node-process.ts";
 import { serveNode } from "./node-server.ts";
 import { nodeFetch } from "./node-fetch.ts";
 import type { Runtime } from "./types.ts";
@@ -39,6 +39,7 @@ export function createNodeRuntime(): Runtime {
     startServiceChild,
     signalGroup,
     processes: listProcesses,
+    processStart,
     fetch: nodeFetch,
     serve: serveNode,
     onSignal(signal, handler) {

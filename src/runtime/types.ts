@@ -69,6 +69,8 @@ export interface FileStat {
   gid: number;
   mtimeMs: number;
   size: number;
+  /** The inode: a file replaced by rename (every atomic write) has a new one. */
+  ino?: number;
 }
 
 export interface ProcessInfo {
@@ -146,6 +148,12 @@ export interface Runtime {
   /** The interpreter running this program (node or deno), for scripts the program writes. */
   readonly execPath: string;
   processes(): Promise<ProcessInfo[]>;
+  /**
+   * What identifies a running process beyond its pid (its start time since boot, from
+   * /proc/<pid>/stat), so that a reused pid is never taken for the same process; null when no
+   * such process runs (a zombie counts as gone) or /proc cannot tell.
+   */
+  processStart(pid: number): Promise<string | null>;
   /** Sends a signal to a process group (a pool runner left behind by an earlier agent); false when gone. */
   signalGroup(pgid: number, signal: "SIGINT" | "SIGTERM" | "SIGKILL"): boolean;
   /** The HTTP client the GitHub client uses; absent: the global fetch (Deno's is native; Node's is replaced, node-fetch.ts). */

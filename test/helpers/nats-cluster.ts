@@ -6,7 +6,7 @@ import { mkdir, mkdtemp, rm, writeFile } from "node:fs/promises";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { connect, type NatsConnection } from "@nats-io/transport-node";
-import { jetstreamManager } from "@nats-io/jetstream";
+import { StorageType, jetstreamManager } from "@nats-io/jetstream";
 import { freePort, natsServerBinary } from "./nats-server.ts";
 
 export interface ClusterNode {
@@ -26,7 +26,7 @@ export interface NatsCluster {
   kill(i: number): Promise<void>;
   /** Starts node i again with its ports and store; waits until it accepts clients. */
   start(i: number): Promise<void>;
-  /** Waits until JetStream answers through a running node (the meta group has a leader). */
+  /** Waits until JetStream answers through a running node (the meta group has a leader and knows every running peer). */
   waitForJetStream(timeoutMs?: number): Promise<void>;
   /** The server_name of the stream's leader, or null while it has none. */
   streamLeader(stream: string): Promise<string | null>;
@@ -116,7 +116,13 @@ export async function startNatsCluster(size = 3): Promise<NatsCluster> {
       for (;;) {
         const ok = await withAnyNode(running(), async (nc) => {
           // $JS.API.INFO answers only once the meta group has a leader.
-          await (await jetstreamManager(nc, { timeout: 1000 })).getAccountInfo();
+          const jsm = await jetstreamManager(nc, { timeout: 1000 });
+          await jsm.getAccountInfo();
+          // The meta leader may not know every peer yet ("no suitable peers for placement"):
+          // wait until a stream with one replica per running node can be placed.
+          const replicas = nodes.filter((n) => n.running()).length;
+          await jsm.streams.add({ name: "RTR_TEST_PLACEMENT", subjects: ["rtr-test.placement"], num_replicas: replicas, storage: StorageType.Memory });
+          await jsm.streams.delete("RTR_TEST_PLACEMENT");
           return true;
         }).catch(() => false);
         if (ok) return;

@@ -5,6 +5,7 @@ import type { Envelope } from "../../shared/types.ts";
 import { fleetStatus } from "../collector-metrics.ts";
 import { alertsSection } from "./alerts.ts";
 import { eventsTable } from "./events.ts";
+import { localHistorySection, parseWindow } from "./history.ts";
 import { ago, esc, formatDuration, healthBanner, runnerHref, table, tokenLeft } from "./layout.ts";
 
 const HOUR_MS = 3_600_000;
@@ -29,7 +30,7 @@ function poolsTable(pools: HostPools | undefined, jobs: Map<string, number>, now
   return `<h2>Pools${when}</h2>${table(["pool", "scope", "size", "idle", "busy", "starting", "jobs last hour", "jobs in all", "state"], rows, "This host runs no pools (or its agent does not report them).")}`;
 }
 
-export function renderHostLive(view: CollectorView, host: string, events: Envelope[], nowMs: number): string | null {
+export function renderHostLive(view: CollectorView, host: string, events: Envelope[], nowMs: number, query: URLSearchParams = new URLSearchParams()): string | null {
   const runners = view.runners().filter((r) => r.host === host);
   const pools = view.pools?.().find((p) => p.host === host);
   if (runners.length === 0 && !pools && events.length === 0) return null;
@@ -44,6 +45,7 @@ ${healthBanner(view.health())}
 <h2>Runners</h2>
 ${table(["runner", "status", "scope", "token left", "failures", "last seen"], rows, "No runner state from this host.")}
 ${poolsTable(pools, jobsLastHour(events, nowMs), nowMs)}
+${history ? localHistorySection((s, w) => history.hostPoints(host, s, w), parseWindow(query.get("window")), query, "this host") : ""}
 ${alertsSection(view.alerts().filter((a) => a.host === host), history?.alertTransitions(host) ?? [], nowMs)}
 <h2>Events</h2>
 ${eventsTable(events, nowMs, "No events from this host in the stream's recent tail.")}`;

@@ -60,12 +60,12 @@ export async function renderLivePage(view: CollectorView, path: string, query: U
   }
   if (parts && parts.length === 3 && parts[0] === "runners") {
     const [, host, runner] = parts;
-    const live = view.runner(host, runner) ? renderRunnerLive(view, host, runner, await hostEvents(view, host), nowMs) : null;
+    const live = view.runner(host, runner) ? renderRunnerLive(view, host, runner, await hostEvents(view, host), nowMs, query) : null;
     if (live !== null) return { title: `${runner} on ${host}`, live, status: 200 };
   }
   if (parts && parts.length === 2 && parts[0] === "hosts") {
     const host = parts[1];
-    const live = renderHostLive(view, host, await hostEvents(view, host), nowMs);
+    const live = renderHostLive(view, host, await hostEvents(view, host), nowMs, query);
     if (live !== null) return { title: host, live, status: 200 };
   }
   return { title: "not found", live: `<h1>Not found</h1><p class="muted">No such runner, host or page here. <a href="/">Back to the fleet</a>.</p>`, status: 404 };
