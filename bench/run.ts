@@ -93,7 +93,7 @@ const lines = [
   "",
   `Written by \`npm run bench\` on ${new Date().toISOString().slice(0, 10)}; the run took ${(elapsed() / 60_000).toFixed(1)} minutes.`,
   `Machine: ${cpus().length} × ${cpus()[0]?.model ?? "cpu"}, ${(totalmem() / 1024 ** 3).toFixed(0)} GiB; Node ${process.versions.node}; tsx ${version([process.execPath, "-e", "console.log(require('tsx/package.json').version)"])};`,
-  `${version(["deno", "--version"])}; ${version([natsServerBinary(), "--version"])}; runner-token-refresh ${VERSION} (bundle ${(builds.agentBytes / 1024 / 1024).toFixed(2)} MiB, built by the run with scripts/bundle-options.ts).`,
+  `${version(["deno", "--version"])}; ${version([natsServerBinary(), "--version"])}; runner-token-refresh ${VERSION} (bundle ${(builds.agentBytes / 1024 / 1024).toFixed(2)} MiB read at start, ${(builds.agentTotalBytes / 1024 / 1024).toFixed(2)} MiB with the chunks loaded on demand, built by the run with scripts/bundle-options.ts).`,
   "Every figure that has a natural baseline is compared with it, measured in the same run; ratios matter, absolute numbers",
   "vary with the machine.",
   "",

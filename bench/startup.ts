@@ -2,7 +2,7 @@
 // dir each time, so no cached token) for a registered runner, with NATS configured, on each
 // runtime. Baseline: the bare process on the same runtime (connect to NATS, serve one hono route,
 // pino), spawn to "ready". One untimed run of each first fills tsx's and Deno's compile caches;
-// figures are medians of the timed runs.
+// figures are medians of the timed runs. Standalone: `npx tsx bench/startup.ts [runs]`.
 import { startNatsServer } from "../test/helpers/nats-server.ts";
 import { startFakeGitHub } from "../test/helpers/fake-github.ts";
 import { HostFactory } from "./helpers/agents.ts";
@@ -61,7 +61,7 @@ if (import.meta.url === `file://${process.argv[1]}`) {
   const { buildBundles } = await import("./helpers/runtimes.ts");
   const builds = await buildBundles();
   try {
-    console.log(JSON.stringify(await benchStartup(builds), null, 2));
+    console.log(JSON.stringify(await benchStartup(builds, Number(process.argv[2] ?? 3)), null, 2));
   } finally {
     await builds.close();
   }

@@ -1,6 +1,6 @@
 #!/usr/bin/env node
 // The npm bin: loads the TypeScript sources through tsx. Sites that want no TypeScript loader at
-// run time use the single-file bundle (npm run build → dist/runner-token-refresh.mjs).
+// run time use the bundle (npm run build → dist/runner-token-refresh.mjs and dist/chunks/).
 import { register } from "tsx/esm/api";
 
 register();

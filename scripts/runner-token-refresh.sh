@@ -9,7 +9,7 @@
 # are the CLI's: 0 ok, 1 failed, 64 usage, 75 locked, 78 configuration.
 #
 # Which program runs, first found:
-#   1. the installed single-file bundle, /usr/local/lib/runner-token-refresh/runner-token-refresh.mjs,
+#   1. the installed bundle, /usr/local/lib/runner-token-refresh/runner-token-refresh.mjs (and its chunks/),
 #      under node (fastest start; RUNNER_TOKEN_REFRESH_BUNDLE names another path);
 #   2. runner-token-refresh on PATH (the npm package's bin);
 #   3. this repository's bin/runner-token-refresh.mjs under node, which loads the TypeScript

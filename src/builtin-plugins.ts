@@ -3,7 +3,7 @@
  * engine (src/alerts) never imports a plugin: it knows them only through this registry, so the
  * dependency runs one way (plugins → the SDK) and a plugin's code, and its libraries (nodemailer
  * for email), are loaded only when the configuration names it. The paths are literal so esbuild
- * puts every built-in into the single-file bundle, where each is still evaluated only on demand.
+ * bundles every built-in, each as a chunk of its own that is read only when it is named.
  */
 import type { PluginRegistry } from "./alerts/load.ts";
 

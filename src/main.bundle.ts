@@ -1,6 +1,7 @@
 /**
- * Entry of the single-file bundle (dist/runner-token-refresh.mjs), which runs under both `node`
- * and `deno run`: the one place that picks the runtime at run time.
+ * Entry of the bundle (dist/runner-token-refresh.mjs, with the chunks it loads on demand in
+ * dist/chunks/), which runs under both `node` and `deno run`: the one place that picks the
+ * runtime at run time.
  */
 import { createDenoRuntime } from "./runtime/deno.ts";
 import { createNodeRuntime } from "./runtime/node.ts";

@@ -10,8 +10,8 @@ import { mkdtemp, rm, writeFile } from "node:fs/promises";
 import { tmpdir } from "node:os";
 import { dirname, join, relative, resolve } from "node:path";
 import process from "node:process";
-import { build } from "esbuild";
-import { bundleOptions } from "../scripts/bundle-options.ts";
+import { build, type Metafile } from "esbuild";
+import { CHUNK_DIR, bundleOptions } from "../scripts/bundle-options.ts";
 import { createNodeRuntime } from "../src/runtime/node.ts";
 import { loadConfig } from "../src/config/load.ts";
 import { loadPlugins, type PluginRegistry } from "../src/alerts/load.ts";
@@ -135,7 +135,40 @@ test("alert plugins - the CLI with only slack configured never loads nodemailer;
   }
 });
 
-test("bundle - carries the built-ins through the registry: --help runs, and alert test delivers with a built-in", async () => {
+/** The output files a command reads at start: the entry and, transitively, the chunks it imports statically. */
+function loadedAtStart(metafile: Metafile, entry: string): Set<string> {
+  const seen = new Set<string>();
+  const walk = (file: string) => {
+    if (seen.has(file)) return;
+    seen.add(file);
+    for (const i of metafile.outputs[file].imports) if (i.kind === "import-statement" && !i.external) walk(i.path);
+  };
+  walk(entry);
+  return seen;
+}
+
+test("bundle - what only some commands or configurations need is in chunks read on first use: nodemailer, @octokit/auth-app, the collector, the demo, the daemon's HTTP app with prom-client; zod only as zod/mini", async () => {
+  const dir = await mkdtemp(join(tmpdir(), "rtr-registry-chunks-"));
+  try {
+    const { metafile } = await build({ ...bundleOptions(REPO_ROOT, join(dir, "runner-token-refresh.mjs")), logLevel: "error", metafile: true, write: false });
+    const entry = Object.keys(metafile!.outputs).find((o) => o.endsWith("/runner-token-refresh.mjs"))!;
+    const atStart = loadedAtStart(metafile!, entry);
+    const inputsAtStart = [...atStart].flatMap((o) => Object.keys(metafile!.outputs[o].inputs));
+    const onDemand = Object.keys(metafile!.outputs).filter((o) => !atStart.has(o)).flatMap((o) => Object.keys(metafile!.outputs[o].inputs));
+    for (const lazy of ["node_modules/nodemailer/", "node_modules/@octokit/auth-app/", "src/collector/collector.ts", "src/demo/demo.ts", "plugins/email/index.ts", "src/http/agent-app.ts", "node_modules/prom-client/"]) {
+      assert.ok(!inputsAtStart.some((i) => i.includes(lazy)), `${lazy} is not read at start`);
+      assert.ok(onDemand.some((i) => i.includes(lazy)), `${lazy} is in a chunk of its own`);
+    }
+    // The full build (zod/v4/classic) and its 40-odd locales are in no file at all (what esbuild read but shook out has no bytes).
+    const all = Object.values(metafile!.outputs).flatMap((o) => Object.entries(o.inputs).filter(([, i]) => i.bytesInOutput > 0).map(([path]) => path));
+    assert.ok(!all.some((i) => /node_modules\/zod\/v4\/classic\//.test(i)), "zod's full build is not bundled");
+    assert.deepEqual(all.filter((i) => /node_modules\/zod\/v4\/locales\/(?!index)/.test(i)).map((i) => i.replace(/.*\//, "")), ["en.js"]);
+  } finally {
+    await rm(dir, { recursive: true, force: true });
+  }
+});
+
+test("bundle - carries the built-ins through the registry: --help runs, alert test delivers with a built-in, and email loads nodemailer from its chunk", async () => {
   const dir = await mkdtemp(join(tmpdir(), "rtr-registry-bundle-"));
   const hook = await startWebhookReceiver();
   try {
@@ -144,7 +177,8 @@ test("bundle - carries the built-ins through the registry: --help runs, and aler
     const inputs = Object.keys(result.metafile!.inputs);
     for (const name of ["slack", "email", "pagerduty", "webhook"]) assert.ok(inputs.includes(`plugins/${name}/index.ts`), `plugins/${name} bundled in`);
     assert.ok(inputs.some((i) => i.includes("node_modules/nodemailer/")), "nodemailer bundled in (for the email plugin)");
-    assert.doesNotMatch(readFileSync(outfile, "utf8"), /import\(\s*["'][^"']*plugins\//, "no dynamic import left pointing at a plugin file");
+    const written = [outfile, ...readdirSync(join(dir, CHUNK_DIR)).map((f) => join(dir, CHUNK_DIR, f))];
+    for (const file of written) assert.doesNotMatch(readFileSync(file, "utf8"), /import\(\s*["'][^"']*(plugins|node_modules)\//, `${relative(dir, file)}: no dynamic import left pointing at a source file`);
     // The bundle under Node here; runtime-smoke.test.ts runs it under Deno too.
     const node = UNDER_DENO ? "node" : process.execPath;
     const run = (args: string[]) =>
@@ -166,6 +200,12 @@ test("bundle - carries the built-ins through the registry: --help runs, and aler
     assert.match(sent.out, /^ok +webhook$/m);
     assert.equal(hook.received.length, 1);
     assert.equal(hook.received[0].body.test, true);
+    // Nothing listens on port 9: the email plugin's chunk (with nodemailer) loaded beside the entry, and tried.
+    const email = join(dir, "email.yaml");
+    await writeFile(email, `alerts:\n  plugins:\n    - [email, { smtp: { host: 127.0.0.1, port: 9 }, from: a@example.com, to: [b@example.com] }]\n`);
+    const mailed = await run(["alert", "test", "--config", email, "--state-dir", join(dir, "state")]);
+    assert.match(mailed.out, /^FAILED email/m, mailed.out);
+    assert.doesNotMatch(mailed.out, /Cannot find|ERR_MODULE_NOT_FOUND/, mailed.out);
   } finally {
     await hook.close();
     await rm(dir, { recursive: true, force: true });

@@ -36,7 +36,7 @@ export function buildAgentContext(
         retry: { maxRetries: config.refresh.maxRetries, retryBackoff: config.refresh.retryBackoff, maxRetryWait: config.refresh.maxRetryWait },
         observer: telemetry,
         userAgent: `runner-token-refresh/${VERSION}`,
-        fetch: options.fetch,
+        fetch: options.fetch ?? runtime.fetch,
         now,
       })
     : null;

@@ -13,8 +13,7 @@ import { FileAlertStore } from "../alerts/stores.ts";
 import type { LoadedPlugin } from "../alerts/load.ts";
 import type { MainOptions } from "./main.ts";
 import type { AgentContext } from "../agent/context.ts";
-import { agentHttpSource, createAgentApp } from "../http/agent-app.ts";
-import { splitListen } from "./collector.ts";
+import { splitListen } from "./listen.ts";
 
 export const AGENT_DEFAULT_LISTEN = "127.0.0.1:9469";
 
@@ -109,6 +108,8 @@ function url(hostname: string, port: number): string {
 export async function startAgentHttp(ctx: AgentContext): Promise<AgentHttp | null> {
   const configured = ctx.config.http.listen;
   const listen = splitListen(configured ?? AGENT_DEFAULT_LISTEN, "http.listen (--listen)");
+  // Only the daemon serves HTTP: `check` never loads the app, its prom-client registry or hono (issue #18, start-up).
+  const { agentHttpSource, createAgentApp } = await import("../http/agent-app.ts");
   const { app, prepared, close } = createAgentApp(agentHttpSource(ctx), {
     onError: (err, path) => ctx.log.error({ path }, `HTTP ${path} failed: ${errorMessage(err)}`),
   });

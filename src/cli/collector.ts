@@ -10,15 +10,9 @@ import { AlertHost } from "../alerts/host.ts";
 import { KvAlertStore } from "../alerts/stores.ts";
 import type { LoadedPlugin } from "../alerts/load.ts";
 import { openBucket } from "../nats/setup.ts";
+import { splitListen } from "./listen.ts";
 
 export const COLLECTOR_DEFAULT_LISTEN = "127.0.0.1:9470";
-
-export function splitListen(listen: string, from: string): { hostname: string; port: number } {
-  const m = /^\[?([^\]]*)\]?:(\d+)$/.exec(listen);
-  const port = m ? Number(m[2]) : NaN;
-  if (!m || port > 65535) throw new ConfigError(`${from}: "${listen}" is not HOST:PORT (e.g. 127.0.0.1:9470)`);
-  return { hostname: m[1] || "0.0.0.0", port };
-}
 
 export async function runCollector(runtime: Runtime, config: AgentConfig, log: Logger, signal: AbortSignal, listenFlag: string | undefined, plugins: LoadedPlugin[]): Promise<number> {
   if (!config.nats) {

@@ -1,6 +1,10 @@
 /**
  * The program: parse, load config, run the command, map errors to exit codes. Every non-zero
  * exit prints one line to stderr naming the problem and the fix; never a stack trace.
+ *
+ * The commands an agent host does not run (collector, demo, health, nats-permissions) are
+ * imported when chosen, so the agent's process neither parses nor keeps their code (in the
+ * bundle they are chunks of their own, issue #18).
  */
 import { join } from "node:path";
 import type { Runtime } from "../runtime/types.ts";
@@ -14,12 +18,8 @@ import { HOLD_FILE } from "../runner/files.ts";
 import type { Publisher } from "../agent/events.ts";
 import { HELP, commandOf, parseCommandLine, type ParsedArgs } from "./args.ts";
 import { readMetricsFile, renderStatusTable } from "./status.ts";
-import { runCollector } from "./collector.ts";
 import { runAgent, runAlertTest } from "./agent.ts";
 import { loadPlugins, type PluginRegistry } from "../alerts/load.ts";
-import { runHealth } from "./health.ts";
-import { runNatsPermissions } from "./nats-permissions.ts";
-import { runDemo } from "../demo/demo.ts";
 import { PoolStore } from "../pool/store.ts";
 
 export interface MainOptions {
@@ -85,10 +85,11 @@ async function run(runtime: Runtime, args: ParsedArgs, options: MainOptions): Pr
       return ExitCode.ok;
     case "health":
       // Not reached in practice: main() hands `health` to runHealth before parsing.
-      return runHealth(runtime, runtime.argv, options.now);
+      return (await import("./health.ts")).runHealth(runtime, runtime.argv, options.now);
     case "demo": {
       const { signal, dispose } = signalController(runtime, null);
       try {
+        const { runDemo } = await import("../demo/demo.ts");
         return await runDemo(runtime, signal, { plugins: options.plugins ?? {} });
       } finally {
         dispose();
@@ -102,6 +103,7 @@ async function run(runtime: Runtime, args: ParsedArgs, options: MainOptions): Pr
   if (args.command === "collector") {
     const log = createLogger({ level: config.log.level, write: (line) => runtime.writeStdout(line), file: config.log.file });
     const plugins = await loadPlugins(runtime, config, options.plugins ?? {});
+    const { runCollector } = await import("./collector.ts");
     const { signal, dispose } = signalController(runtime, log);
     try {
       return await runCollector(runtime, config, log, signal, args.flags.listen, plugins);
@@ -132,10 +134,10 @@ async function run(runtime: Runtime, args: ParsedArgs, options: MainOptions): Pr
 export async function main(runtime: Runtime, argv: string[] = runtime.argv, options: MainOptions = {}): Promise<number> {
   // `health` needs no scope, config or credentials, and answers everything (usage errors
   // included) with a Nagios code 0-3 and one line: it never reaches the parser or loadConfig below.
-  if (commandOf(argv) === "health") return runHealth(runtime, argv, options.now);
+  if (commandOf(argv) === "health") return (await import("./health.ts")).runHealth(runtime, argv, options.now);
   try {
     // Its flags (repeatable scopes, --collector) are its own: it parses its command line itself.
-    if (commandOf(argv) === "nats-permissions") return await runNatsPermissions(runtime, argv);
+    if (commandOf(argv) === "nats-permissions") return await (await import("./nats-permissions.ts")).runNatsPermissions(runtime, argv);
     return await run(runtime, parseCommandLine(argv), options);
   } catch (err) {
     const code = err instanceof RtrError ? err.exitCode : ExitCode.failed;

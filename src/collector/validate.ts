@@ -6,10 +6,14 @@
  * are strict on the types of what the rules and pages read, and keep unknown extra fields, so a
  * newer agent that adds a field still reports.
  */
-import { z } from "zod";
+import * as z from "zod/mini";
+import en from "zod/v4/locales/en.js";
 import { encodeToken } from "../shared/scope.ts";
 import { EVENT_TYPES, type Envelope, type RunnerStatus, type StateDocument } from "../shared/types.ts";
 import { fastStateDocument, fastStateKey } from "./state-fast.ts";
+
+// zod/mini (as the config schema, issue #18): the English messages that `detail` carries.
+z.config(en());
 
 /** A state document is about 600 bytes; anything near NATS' 1 MiB payload is not an agent's. */
 export const MAX_STATE_DOCUMENT_BYTES = 64 * 1024;
@@ -40,10 +44,12 @@ const STATUSES = ["ok", "refreshing", "deferred_busy", "failing", "unregistered"
 const everyStatus: RunnerStatus extends (typeof STATUSES)[number] ? true : never = true;
 void everyStatus;
 
-const name = z.string().min(1).max(MAX_NAME);
-const count = z.number().int().nonnegative();
-const epochSeconds = z.number().finite().nonnegative();
-const truncated = (max: number) => z.string().transform((s) => (s.length > max ? `${s.slice(0, max - 1)}…` : s));
+const name = z.string().check(z.minLength(1), z.maxLength(MAX_NAME));
+const count = z.int().check(z.nonnegative());
+// zod 4 numbers are finite already (the full build's .finite() was a no-op).
+const epochSeconds = z.number().check(z.nonnegative());
+const truncated = (max: number) => z.pipe(z.string(), z.transform((s: string) => (s.length > max ? `${s.slice(0, max - 1)}…` : s)));
+const time = z.string().check(z.maxLength(64));
 
 export const scopeSchema = z.union([z.object({ org: name }), z.object({ repo: name }), z.object({ enterprise: name })]);
 
@@ -52,24 +58,24 @@ export const stateDocumentSchema = z.looseObject({
   v: z.literal(1),
   host: name,
   name,
-  time: z.string().max(64),
-  interval: z.number().finite().positive(),
-  dir: truncated(MAX_NAME * 8).default(""),
+  time,
+  interval: z.number().check(z.positive()),
+  dir: z._default(truncated(MAX_NAME * 8), ""),
   scope: scopeSchema,
-  ephemeral: z.boolean().default(false),
+  ephemeral: z._default(z.boolean(), false),
   registered: z.boolean(),
-  agent_id: z.number().int().nullable().default(null),
-  service_active: z.boolean().nullable().default(null),
-  online: z.boolean().nullable(),
-  busy: z.boolean().nullable(),
-  token_expires_at: epochSeconds.nullable(),
-  last_refresh_timestamp: epochSeconds.nullable(),
+  agent_id: z._default(z.nullable(z.int()), null),
+  service_active: z._default(z.nullable(z.boolean()), null),
+  online: z.nullable(z.boolean()),
+  busy: z.nullable(z.boolean()),
+  token_expires_at: z.nullable(epochSeconds),
+  last_refresh_timestamp: z.nullable(epochSeconds),
   total_refreshes: count,
   failed_refreshes: count,
   consecutive_failures: count,
-  registrations: count.default(0),
+  registrations: z._default(count, 0),
   status: z.enum(STATUSES),
-  last_error: truncated(MAX_ERROR).nullable(),
+  last_error: z.nullable(truncated(MAX_ERROR)),
 });
 
 /** SPEC 14's pool report, as an agent puts it for its host under `<encoded host>.=` (issue 19). */
@@ -77,19 +83,19 @@ const poolReportSchema = z.looseObject({
   name,
   scope: scopeSchema,
   size: count,
-  draining: z.boolean().default(false),
+  draining: z._default(z.boolean(), false),
   runners: z.looseObject({ idle: count, busy: count, starting: count }),
-  jobs_total: count.default(0),
-  launch_failures_total: count.default(0),
-  consecutive_failures: count.default(0),
-  short_since: epochSeconds.nullable().default(null),
+  jobs_total: z._default(count, 0),
+  launch_failures_total: z._default(count, 0),
+  consecutive_failures: z._default(count, 0),
+  short_since: z._default(z.nullable(epochSeconds), null),
 });
 
 export const poolsDocumentSchema = z.looseObject({
   v: z.literal(1),
   host: name,
-  time: z.string().max(64),
-  pools: z.array(poolReportSchema).max(100),
+  time,
+  pools: z.array(poolReportSchema).check(z.maxLength(100)),
 });
 export type PoolsDocument = z.infer<typeof poolsDocumentSchema>;
 
@@ -118,7 +124,7 @@ export function checkPoolsDocument(key: string, data: Uint8Array): PoolsCheck {
 
 export type StateCheck = { ok: true; doc: StateDocument } | { ok: false; reason: StateDropReason; detail: string };
 
-function issues(err: z.ZodError): string {
+function issues(err: z.core.$ZodError): string {
   return err.issues.slice(0, 3).map((i) => `${i.path.join(".") || "(document)"}: ${i.message}`).join("; ");
 }
 
@@ -147,15 +153,15 @@ export function checkStateDocument(key: string, data: Uint8Array): StateCheck {
 
 const envelopeSchema = z.looseObject({
   v: z.literal(1),
-  id: z.string().min(1).max(200),
-  seq: z.number().int().nonnegative(),
-  type: z.string().min(1).max(200),
-  time: z.string().max(64),
+  id: z.string().check(z.minLength(1), z.maxLength(200)),
+  seq: count,
+  type: z.string().check(z.minLength(1), z.maxLength(200)),
+  time,
   host: name,
-  runner: name.nullable().default(null),
-  scope: scopeSchema.nullable().default(null),
-  agent: z.looseObject({ version: z.string().max(100), runtime: z.string().max(100) }).optional(),
-  data: z.record(z.string(), z.unknown()).default({}),
+  runner: z._default(z.nullable(name), null),
+  scope: z._default(z.nullable(scopeSchema), null),
+  agent: z.optional(z.looseObject({ version: z.string().check(z.maxLength(100)), runtime: z.string().check(z.maxLength(100)) })),
+  data: z._default(z.record(z.string(), z.unknown()), {}),
 });
 
 /** Accepts only what an agent of this version sends (v 1, with the fields the pages show). */

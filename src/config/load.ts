@@ -4,7 +4,7 @@
  * path (or the flag / variable) and the fix.
  */
 import { isAbsolute, resolve } from "node:path";
-import type { z } from "zod";
+import type * as z from "zod/mini";
 import { ConfigError, UsageError } from "../shared/errors.ts";
 import { parseDuration } from "../shared/duration.ts";
 import { addSecret } from "../shared/redact.ts";
@@ -51,7 +51,7 @@ function describeIssue(issue: z.core.$ZodIssue): string {
   }
 }
 
-export function configErrorFrom(file: string, error: z.ZodError): ConfigError {
+export function configErrorFrom(file: string, error: z.core.$ZodError): ConfigError {
   const lines = error.issues.slice(0, 5).map((issue) => {
     const path = issue.code === "unrecognized_keys" && issue.keys.length === 1 ? [...issue.path, issue.keys[0]] : issue.path;
     const text = issue.code === "unrecognized_keys" && issue.keys.length === 1 ? "unknown key: remove it or check the spelling" : describeIssue(issue);

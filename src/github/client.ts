@@ -6,7 +6,6 @@
  * observed-fetch.ts, so every credential is registered for redaction and every answer observed.
  */
 import { Octokit } from "@octokit/core";
-import { createAppAuth } from "@octokit/auth-app";
 import { GitHubError, AbortedError, errorMessage } from "../shared/errors.ts";
 import { addSecret, redact } from "../shared/redact.ts";
 import { sleep } from "../shared/backoff.ts";
@@ -69,7 +68,8 @@ export class GitHubClient {
     if (appIds.length) options.observer.appsConfigured?.(appIds);
   }
 
-  private newOctokit(credential: Credential, auth: unknown, budgetKey: string | null): Octokit {
+  /** `appAuth`: @octokit/auth-app's strategy, for an App's credential (loaded on first use: a token-only agent never reads it). */
+  private newOctokit(credential: Credential, auth: unknown, budgetKey: string | null, appAuth?: unknown): Octokit {
     const silent = () => {};
     const app = credential.app;
     const fetch = observedFetch({
@@ -89,7 +89,7 @@ export class GitHubClient {
       baseUrl: this.options.apiUrl,
       userAgent: this.options.userAgent,
       auth: auth as string,
-      ...(app ? { authStrategy: createAppAuth as never } : {}),
+      ...(app ? { authStrategy: appAuth as never } : {}),
       request: { fetch },
       log: { debug: silent, info: silent, warn: silent, error: silent },
     });
@@ -106,16 +106,17 @@ export class GitHubClient {
       found = Promise.resolve(this.newOctokit(credential, credential.token, budgetKey));
     } else {
       found = (async () => {
+        const { createAppAuth } = await import("@octokit/auth-app");
         let installationId = app.installationId;
         if (!installationId) {
           if (!scope) throw new GitHubError(`${credential.label} has no installationId and the call names no scope to look it up`, { endpoint: "installation", retryable: false });
-          const appOctokit = this.newOctokit(credential, { appId: app.appId, privateKey: app.privateKey }, null);
+          const appOctokit = this.newOctokit(credential, { appId: app.appId, privateKey: app.privateKey }, null, createAppAuth);
           // Pinned to this App: its installation, not another App's, is what is looked up.
           const res = await this.call("installation", scope, signal, (o) => o.request(`GET ${scopeApiPath(scope)}/installation`, { request: { signal: this.attemptSignal(signal) } }) as Promise<OctokitResponse<{ id: number }>>, [], this.options.retry, appOctokit);
           installationId = res.data.id;
         }
         // auth-app caches the installation token and renews it before its one-hour expiry.
-        return this.newOctokit(credential, { appId: app.appId, privateKey: app.privateKey, installationId }, budgetKey);
+        return this.newOctokit(credential, { appId: app.appId, privateKey: app.privateKey, installationId }, budgetKey, createAppAuth);
       })();
       found.catch(() => this.octokits.delete(cacheKey));
     }

@@ -5,6 +5,7 @@ import process from "node:process";
 import { nodeFiles } from "./node-files.ts";
 import { listProcesses, processStart, spawnProcess, startProcess, startServiceChild, signalGroup } from "./node-process.ts";
 import { serveNode } from "./node-server.ts";
+import { nodeFetch } from "./node-fetch.ts";
 import type { Runtime } from "./types.ts";
 
 export async function lookupUserName(uid: number): Promise<string | null> {
@@ -39,6 +40,7 @@ export function createNodeRuntime(): Runtime {
     signalGroup,
     processes: listProcesses,
     processStart,
+    fetch: nodeFetch,
     serve: serveNode,
     onSignal(signal, handler) {
       process.on(signal, handler);

@@ -156,6 +156,8 @@ export interface Runtime {
   processStart(pid: number): Promise<string | null>;
   /** Sends a signal to a process group (a pool runner left behind by an earlier agent); false when gone. */
   signalGroup(pgid: number, signal: "SIGINT" | "SIGTERM" | "SIGKILL"): boolean;
+  /** The HTTP client the GitHub client uses; absent: the global fetch (Deno's is native; Node's is replaced, node-fetch.ts). */
+  fetch?: typeof fetch;
   /** Serves HTTP (hono's `app.fetch`) on hostname:port, prepared routes first. */
   serve(handler: FetchHandler, options: ServeOptions): Promise<HttpServer>;
   onSignal(signal: "SIGTERM" | "SIGINT" | "SIGHUP", handler: () => void): () => void;
