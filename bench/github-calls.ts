@@ -137,7 +137,12 @@ export async function benchGitHubCalls(options: { hosts?: number; factor?: numbe
       for (let i = 0; i < n; i++) {
         hosts.push(await factory.host(`host-${i}`, { github, natsUrl: nats.url, runners: 1, org: "acme", refresh, extra: `fleet: { enabled: true, pollInterval: ${60 / factor} }`, service: "none" }));
       }
+      const fleetComplete = Date.now();
       await waitFor(() => collector.collector.broker?.answering === true, "the fleet broker answering", 30_000);
+      // Steady state, like the rates: the window opens once the collector has listed the whole
+      // fleet (its first listing after the last host was set up: a 200, the list having changed),
+      // so what it counts is the hour-to-hour cost, not the one-off first read of the scope.
+      await waitFor(() => github.calls.some((c) => classifyRoute(c.method, c.path) === "list" && c.time >= fleetComplete && c.status === 200), "the collector's first listing of the whole fleet", 30_000);
       const started = Date.now();
       // No GITHUB_TOKEN: every GitHub call below is the collector's.
       const pools = startPools(hosts, {});
