@@ -9,17 +9,22 @@ import { renderDashboard } from "./dashboard.ts";
 const NOW = Date.parse("2026-11-27T10:00:00.000Z");
 const FLEET = fixtureFleet(1200, NOW);
 
-function app() {
-  const view: CollectorView = {
-    runners: () => FLEET,
-    runner: (h, r) => FLEET.find((x) => x.host === h && x.runner === r),
+/** A collector's view of `fleet` with nothing else in it (no events, alerts or history unless given). */
+function viewOf(fleet: typeof FLEET, extra: Partial<CollectorView> = {}): CollectorView {
+  return {
+    runners: () => fleet,
+    runner: (h, r) => fleet.find((x) => x.host === h && x.runner === r),
     events: async () => [],
     recentEvents: () => [],
     alerts: () => [],
     eventCounts: () => new Map(),
     health: () => ({ ok: true, reason: null }),
+    ...extra,
   };
-  return createCollectorApp(view, { version: "t", now: () => NOW });
+}
+
+function app() {
+  return createCollectorApp(viewOf(FLEET), { version: "t", now: () => NOW });
 }
 
 interface Page {
@@ -146,17 +151,7 @@ test("runners api - a host's and a runner's page chart their own history; the AP
   history.record(envelope("token.refreshed", "ci-0001.example.com", null, 8));
   history.record(envelope("runner.registered", "ci-0001.example.com", "runner-00010", 20, { agent_id: 7, reason: "deleted_on_github" }));
   history.record(envelope("token.refreshed", "ci-0002.example.com", null, 3));
-  const view: CollectorView = {
-    runners: () => FLEET,
-    runner: (h, r) => FLEET.find((x) => x.host === h && x.runner === r),
-    events: async () => [],
-    recentEvents: () => [],
-    alerts: () => [],
-    eventCounts: () => new Map(),
-    health: () => ({ ok: true, reason: null }),
-    history: () => history,
-  };
-  const withHistory = createCollectorApp(view, { version: "t", now: () => NOW });
+  const withHistory = createCollectorApp(viewOf(FLEET, { history: () => history }), { version: "t", now: () => NOW });
   const total = (html: string, chart: string) => Number(new RegExp(`aria-label="${chart}"[^>]*data-total="(\\d+)"|data-total="(\\d+)"[^>]*aria-label="${chart}"`).exec(html)?.slice(1).find(Boolean));
   const hostPage = await (await withHistory.request("/hosts/ci-0001.example.com")).text();
   assert.equal(total(hostPage, "Tokens refreshed"), 2, "the host's refreshes, not the fleet's 3");
@@ -182,16 +177,7 @@ test("runners api - a runner's page names the other hosts reporting its name in 
   const base = FLEET.find((r) => r.host === "ci-0001.example.com")!;
   const twin = (host: string, scope: { org: string }) => ({ ...base, key: `${host}/${base.runner}`, host, state: { ...base.state, host, scope } });
   const fleet = [base, twin("ci-0900.example.com", base.state.scope as { org: string }), twin("ci-0901.example.com", { org: "elsewhere" })];
-  const view: CollectorView = {
-    runners: () => fleet,
-    runner: (h, r) => fleet.find((x) => x.host === h && x.runner === r),
-    events: async () => [],
-    recentEvents: () => [],
-    alerts: () => [],
-    eventCounts: () => new Map(),
-    health: () => ({ ok: true, reason: null }),
-  };
-  const pages = createCollectorApp(view, { version: "t", now: () => NOW });
+  const pages = createCollectorApp(viewOf(fleet), { version: "t", now: () => NOW });
   const text = (html: string) => html.replace(/<[^>]+>/g, "");
   const page = text(await (await pages.request(`/runners/ci-0001.example.com/${encodeURIComponent(base.runner)}`)).text());
   assert.match(page, /same name onci-0900\.example\.com \(one registration, two listeners/);
