@@ -188,6 +188,12 @@ export class NatsPublisher implements Publisher {
 
   publishEvent(event: Envelope): Promise<void> {
     return this.enqueue(async () => {
+      // A one-shot check waits for its (short, bounded) connection attempt rather than race it:
+      // an event that beat the connection would go to disk only to be replayed a moment later.
+      if (this.options.mode === "check") await this.connecting;
+      // Older events first: replay what the outbox holds (nothing, most often; the flag starts
+      // true until a first drain has looked) before this one may go straight to NATS.
+      if (this.connected && this.outboxHasEvents) await this.drain();
       if (this.connected && !this.outboxHasEvents) {
         try {
           await this.electionRetry(() => this.publishOne(event));
