@@ -259,6 +259,22 @@ test("privsep - runner files that are symbolic links out of the dir are refused 
   }
 });
 
+test("privsep - hold replaces a .rtr-hold link planted in the runner dir, never writing through it", async () => {
+  const w = await openWorld();
+  try {
+    const target = await secretFile(w, "root-owned", "ROOT-OWNED-CONTENT-5521");
+    await symlink(target, join(w.runner.dir, ".rtr-hold"));
+    const hold = await runInProcess(["hold", "runner-1"], w.env);
+    assert.equal(hold.code, 0, hold.stderr);
+    assert.equal(await readFile(target, "utf8"), "ROOT-OWNED-CONTENT-5521\n", "the link's target is untouched");
+    const { lstat } = await import("node:fs/promises");
+    const held = await lstat(join(w.runner.dir, ".rtr-hold"));
+    assert.ok(held.isFile() && !held.isSymbolicLink(), ".rtr-hold is now a plain file of the agent's");
+  } finally {
+    await w.close();
+  }
+});
+
 test("privsep - as root, code configs in the working directory are never loaded; YAML ones are", async () => {
   const w = await openWorld();
   const cwd = await mkdtemp(join(tmpdir(), "rtr-cwd-"));

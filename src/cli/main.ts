@@ -48,7 +48,8 @@ async function holdOrRelease(runtime: Runtime, config: AgentConfig, args: Parsed
   if (!runner) throw new UsageError(`no configured runner named "${wanted}": expected one of ${config.runners.map((r) => r.name).join(", ")}`);
   const path = join(runner.dir, HOLD_FILE);
   if (args.command === "hold") {
-    await runtime.files.writeAtomic(path, `held by runner-token-refresh hold at ${new Date().toISOString()}\n`, 0o644);
+    // The runner dir is its user's (and its jobs'): a link planted as .rtr-hold is replaced, never followed.
+    await runtime.files.writeAtomic(path, `held by runner-token-refresh hold at ${new Date().toISOString()}\n`, 0o644, { replaceLink: true });
     runtime.writeStdout(`${runner.name}: held (the agent leaves it alone until "release ${runner.name}")\n`);
   } else {
     await runtime.files.remove(path);

@@ -85,10 +85,12 @@ let tmpCounter = 0;
  * thread pool instead of a dozen): symbolic links at `path` are followed and an existing file's
  * owner is kept, as before.
  */
-async function writeAtomic(path: string, data: string, mode = 0o644, options: { syncDir?: boolean } = {}): Promise<void> {
+async function writeAtomic(path: string, data: string, mode = 0o644, options: { syncDir?: boolean; replaceLink?: boolean } = {}): Promise<void> {
   let target = path;
   let existing = lstatSync(path, { throwIfNoEntry: false });
-  if (existing?.isSymbolicLink()) {
+  if (existing?.isSymbolicLink() && options.replaceLink) {
+    existing = undefined; // the rename below replaces the link, never what it points to
+  } else if (existing?.isSymbolicLink()) {
     target = realpathSync.native(path);
     existing = statSync(target, { throwIfNoEntry: false });
   }

@@ -85,8 +85,10 @@ export interface RuntimeFiles {
   /**
    * Atomic: temp file in the same dir, fsync, rename. `mode` defaults to 0o644. `syncDir: false`
    * skips the directory fsync after the rename (still never torn; a crash may keep the old file).
+   * A symbolic link at `path` is followed unless `replaceLink` says to replace the link itself
+   * (for files in dirs another user can write: a planted link must not steer the write).
    */
-  writeAtomic(path: string, data: string, mode?: number, options?: { syncDir?: boolean }): Promise<void>;
+  writeAtomic(path: string, data: string, mode?: number, options?: { syncDir?: boolean; replaceLink?: boolean }): Promise<void>;
   /** Append and fsync (for append-only logs such as the outbox). */
   appendDurable(path: string, data: string): Promise<void>;
   mkdir(path: string, mode?: number): Promise<void>;
