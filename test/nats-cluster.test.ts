@@ -430,11 +430,11 @@ test("nats cluster - the token broker answers an agent through the SIGKILL of it
     const bound = ELECTION_MAX_MS + 5000;
     console.log(`nats cluster: the broker answered ${answeredAfter} ms after the SIGKILL of ${cluster.nodes[home].name} (bound ${bound} ms); ${failures.length} request(s) failed first${failures.length ? `: ${failures.slice(0, 3).join("; ")}` : ""}`);
     assert.ok(answeredAfter >= 0 && answeredAfter < bound, `the broker answered ${answeredAfter} ms after the kill; failures: ${failures.join("; ")}\n${c.logs().slice(-2000)}`);
-    // And it keeps answering once the election is surely over, still from the same leader.
-    await sleep(Math.max(0, ELECTION_MAX_MS - (Date.now() - killedAt)));
+    // And it keeps answering once the election is over (the lease bucket has a new leader), still
+    // from the same leader.
+    assert.ok(await cluster.waitForStreamLeader("KV_RTR_LEADER", ELECTION_MAX_MS * 2), "the bucket has a new leader");
     assert.ok((await agent.token({ org: "acme" }, null)).token);
     assert.equal(c.collector.leader, true, "the only collector kept its lease");
-    assert.ok(await cluster.streamLeader("KV_RTR_LEADER"), "the bucket has a new leader");
   } finally {
     await nc.close();
     await c.close();
