@@ -12,6 +12,7 @@ import type { FleetAgentClient } from "../fleet/agent-client.ts";
 import type { Privsep } from "../privsep/index.ts";
 import type { PoolManager } from "../pool/index.ts";
 import type { ServiceState } from "../runner/service.ts";
+import type { RunnerLock } from "./runner-lock.ts";
 
 export interface AgentContext {
   runtime: Runtime;
@@ -44,6 +45,8 @@ export interface PassState {
   tokenResults: Map<string, ScopeTokenResult>;
   /** Systemd runner units' states, asked once for the whole pass (service-batch.ts). */
   serviceStates?: { at: number; states: Map<string, ServiceState> };
+  /** The lock of the runner being checked, taken by the first step that changes something (runner-lock.ts). */
+  runnerLock?: RunnerLock | null;
 }
 
 export interface ScopeTokenResult {

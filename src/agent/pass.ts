@@ -1,5 +1,5 @@
 /**
- * One pass: tokens for every scope, then every runner under its lock, then the metrics file and
+ * One pass: tokens for every scope, then every runner (locked when it changes something), then the metrics file and
  * the state documents (the heartbeat). Returns the exit code a `check` should end with.
  */
 import { AbortedError, ExitCode, errorMessage, type ExitCodeValue } from "../shared/errors.ts";
@@ -11,15 +11,11 @@ import { checkRunner } from "./runner-step.ts";
 import { prefetchServiceStates } from "./service-batch.ts";
 import { buildMetricsDocument, stateDocument, writeMetricsFile } from "./metrics-file.ts";
 import type { MetricsDocument } from "../shared/types.ts";
+import type { RunnerConfig } from "../config/types.ts";
+import type { RunnerMemory } from "./state-store.ts";
+import { fileIdentity, isLockSignal, RunnerChanged, RunnerLock, RunnerLockFailed, RunnerLockTimeout } from "./runner-lock.ts";
 
 const CREDENTIAL_WARN_DAYS = 7;
-/**
- * A holder refreshes its lock's mtime every half of this, so only a crashed holder's lock goes
- * stale: a check killed mid-pass blocks the next one for 90 s, while a VM pause or a slow disk
- * shorter than that never lets a second process in.
- */
-const LOCK_STALE_MS = 90_000;
-
 export interface PassResult {
   exitCode: ExitCodeValue;
   metrics: MetricsDocument | null;
@@ -48,6 +44,97 @@ async function reportCredentials(ctx: AgentContext): Promise<void> {
   }
 }
 
+type RunnerOutcome = { kind: "checked"; problem: string | null } | { kind: "lock_timeout" } | { kind: "aborted" };
+
+/**
+ * One runner: checked without its lock, which is taken only when the check is about to change
+ * something (runner-lock.ts). Memory that changed is saved under the lock; when what the check
+ * read changed before it got the lock, the runner is checked again from the start, under it.
+ */
+async function checkRunnerLocking(ctx: AgentContext, pass: PassState, runner: RunnerConfig, lock: RunnerLock): Promise<RunnerOutcome> {
+  for (;;) {
+    const memory = await ctx.store.loadRunner(runner.dir);
+    const memoryFile = ctx.store.runnerFile(runner.dir);
+    lock.observe("the agent's memory of the runner", fileIdentity(ctx.store.knownStat(memoryFile)), async () => fileIdentity(await ctx.runtime.files.stat(memoryFile)));
+    let ok: boolean;
+    try {
+      ok = await checkRunnerSafely(ctx, pass, runner, memory);
+    } catch (err) {
+      if (err instanceof RunnerChanged) {
+        ctx.log.debug({ runner: runner.name }, `${err.message}: checking it again under the lock`);
+        continue;
+      }
+      if (err instanceof RunnerLockTimeout) return { kind: "lock_timeout" };
+      if (err instanceof AbortedError) {
+        // Stopped mid-check: what a locked step did is saved; an unlocked read is not worth waiting for the lock.
+        if (lock.held) await saveMemory(ctx, runner, memory);
+        return { kind: "aborted" };
+      }
+      if (!(err instanceof RunnerLockFailed)) throw err;
+      ctx.log.error({ runner: runner.name }, `cannot lock ${runner.dir}: ${errorMessage(err.cause)}: is the dir writable by this user?`);
+      memory.status = "failing";
+      memory.lastError = err.message;
+      ok = false;
+    }
+    let problem = settle(pass, runner, memory, ok);
+    try {
+      // Two processes never save over each other: a changed memory is written under the lock.
+      if (!lock.held && ctx.store.runnerChanged(runner.dir, memory)) await lock.ensure();
+    } catch (err) {
+      if (err instanceof RunnerChanged) continue;
+      if (err instanceof RunnerLockTimeout) return { kind: "lock_timeout" };
+      if (err instanceof AbortedError) return { kind: "aborted" };
+      if (!(err instanceof RunnerLockFailed)) throw err;
+      // Saved anyway: the failure must show in status and metrics.
+      ctx.log.error({ runner: runner.name }, `cannot lock ${runner.dir}: ${errorMessage(err.cause)}: is the dir writable by this user?`);
+      if (problem === null) {
+        memory.status = "failing";
+        memory.lastError = err.message;
+        memory.consecutiveFailures++;
+        problem = err.message;
+      }
+    }
+    await saveMemory(ctx, runner, memory);
+    return { kind: "checked", problem };
+  }
+}
+
+/** checkRunner, with one runner's I/O trouble (EACCES on .runner, ENOSPC) recorded instead of thrown. */
+async function checkRunnerSafely(ctx: AgentContext, pass: PassState, runner: RunnerConfig, memory: RunnerMemory): Promise<boolean> {
+  try {
+    return await checkRunner(ctx, pass, runner, memory);
+  } catch (err) {
+    if (err instanceof AbortedError || isLockSignal(err)) throw err;
+    // One runner's trouble must not cost the others their pass.
+    const code = (err as { code?: string }).code;
+    memory.status = "failing";
+    memory.lastError = `${errorMessage(err)}${code === "EACCES" || code === "EPERM" ? `: give this user access to ${runner.dir}` : ""}`;
+    ctx.log.error({ runner: runner.name }, memory.lastError);
+    return false;
+  }
+}
+
+/** The runner's outcome with its scope's token folded in; returns the problem to report, or null. */
+function settle(pass: PassState, runner: RunnerConfig, memory: RunnerMemory, ok: boolean): string | null {
+  const token = pass.tokenResults.get(scopeKey(runner.scope));
+  if (token && !token.ok) {
+    ok = false;
+    memory.status = memory.status === "ok" ? "failing" : memory.status;
+    memory.lastError = token.error;
+  }
+  if (ok) {
+    if (memory.status !== "deferred_busy") memory.consecutiveFailures = 0;
+    if (memory.status === "ok") memory.lastError = null;
+    return null;
+  }
+  memory.consecutiveFailures++;
+  return memory.lastError ?? "failed";
+}
+
+async function saveMemory(ctx: AgentContext, runner: RunnerConfig, memory: RunnerMemory): Promise<void> {
+  await ctx.store.saveRunner(runner.dir, memory).catch((err) => ctx.log.error({ runner: runner.name }, `cannot save state for ${runner.name}: ${errorMessage(err)}`));
+}
+
 export async function runPass(ctx: AgentContext, signal: AbortSignal, options: { leadSeconds?: number } = {}): Promise<PassResult> {
   const pass: PassState = { signal, scopeConfirmed: new Set(), tokenResults: new Map() };
   let failed = false;
@@ -59,60 +146,21 @@ export async function runPass(ctx: AgentContext, signal: AbortSignal, options: {
     await prefetchServiceStates(ctx, pass);
     for (const runner of ctx.config.runners) {
       if (signal.aborted) break;
-      const lockTimeout = ctx.config.refresh.lockTimeout * 1000;
-      // The lock would mkdir -p a missing runner dir (and then blame config.sh): skip it, so
-      // checkRunner reports the missing dir itself; there is nothing in it to protect.
-      const dirMissing = (await ctx.runtime.files.stat(runner.dir).catch(() => "unreadable")) === null;
-      const release = ctx.config.dryRun || dirMissing ? async () => {} : await ctx.runtime.files.lock(`${runner.dir}/.rtr-lock`, lockTimeout, LOCK_STALE_MS, signal).catch((err) => {
-        ctx.log.error({ runner: runner.name }, `cannot lock ${runner.dir}: ${errorMessage(err)}: is the dir writable by this user?`);
-        return undefined;
-      });
-      if (release === null && signal.aborted) break;
-      if (release === null) {
-        lockTimedOut ??= `another runner-token-refresh held the lock on ${runner.dir} past refresh.lockTimeout (${ctx.config.refresh.lockTimeout}s): let it finish, or raise refresh.lockTimeout`;
-        ctx.log.warn({ runner: runner.name }, `another agent held the lock on ${runner.dir} past refresh.lockTimeout: ${ctx.mode === "daemon" ? "skipping it for one interval" : "giving up"}`);
-        continue;
-      }
-      const memory = await ctx.store.loadRunner(runner.dir);
+      const lock = new RunnerLock(ctx, runner, signal);
+      pass.runnerLock = lock;
       try {
-        let ok: boolean;
-        if (!release) {
-          memory.status = "failing";
-          memory.lastError = `cannot lock ${runner.dir}: check that the dir exists and is writable by this user`;
-          ok = false;
-        } else {
-          try {
-            ok = await checkRunner(ctx, pass, runner, memory);
-          } catch (err) {
-            if (err instanceof AbortedError) throw err;
-            // One runner's I/O trouble (EACCES on .runner, ENOSPC) must not cost the others their pass.
-            const code = (err as { code?: string }).code;
-            memory.status = "failing";
-            memory.lastError = `${errorMessage(err)}${code === "EACCES" || code === "EPERM" ? `: give this user access to ${runner.dir}` : ""}`;
-            ctx.log.error({ runner: runner.name }, memory.lastError);
-            ok = false;
-          }
-        }
-        const token = pass.tokenResults.get(scopeKey(runner.scope));
-        if (token && !token.ok) {
-          ok = false;
-          memory.status = memory.status === "ok" ? "failing" : memory.status;
-          memory.lastError = token.error;
-        }
-        if (ok) {
-          if (memory.status !== "deferred_busy") memory.consecutiveFailures = 0;
-          if (memory.status === "ok") memory.lastError = null;
-        } else {
-          memory.consecutiveFailures++;
+        const outcome = await checkRunnerLocking(ctx, pass, runner, lock);
+        if (outcome.kind === "aborted") aborted = true;
+        else if (outcome.kind === "lock_timeout") {
+          lockTimedOut ??= `another runner-token-refresh held the lock on ${runner.dir} past refresh.lockTimeout (${ctx.config.refresh.lockTimeout}s): let it finish, or raise refresh.lockTimeout`;
+          ctx.log.warn({ runner: runner.name }, `another agent held the lock on ${runner.dir} past refresh.lockTimeout: ${ctx.mode === "daemon" ? "skipping it for one interval" : "giving up"}`);
+        } else if (outcome.problem) {
           failed = true;
-          problems.push(`${runner.name}: ${memory.lastError ?? "failed"}`);
+          problems.push(`${runner.name}: ${outcome.problem}`);
         }
-      } catch (err) {
-        if (!(err instanceof AbortedError)) throw err;
-        aborted = true;
       } finally {
-        await ctx.store.saveRunner(runner.dir, memory).catch((err) => ctx.log.error({ runner: runner.name }, `cannot save state for ${runner.name}: ${errorMessage(err)}`));
-        await release?.();
+        pass.runnerLock = null;
+        await lock.close();
       }
     }
     await reportCredentials(ctx);

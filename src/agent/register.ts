@@ -11,6 +11,7 @@ import type { RunnerConfig } from "../config/types.ts";
 import { moveAside, restore, discard, type MovedAside } from "../runner/aside.ts";
 import { runConfigure, outputTail } from "../runner/configure.ts";
 import { readLocalState } from "../runner/files.ts";
+import { mustLock } from "./runner-lock.ts";
 import { localJobRunning } from "../runner/local-signals.ts";
 import type { ServiceControl } from "../runner/service.ts";
 import type { CachedToken } from "../github/token-cache.ts";
@@ -93,6 +94,8 @@ export async function register(ctx: AgentContext, pass: PassState, input: Regist
     log.info({ reason: input.reason }, `dry run: would register ${runner.name} (${input.reason})${input.serviceActive ? " after stopping its service" : ""}`);
     return { kind: "would_register" };
   }
+  // From here on the runner changes (or a deferral is recorded): under its lock.
+  await mustLock(pass);
   if (await isBusy(ctx, pass, input)) {
     memory.pendingReregister ??= { reason: input.reason, since: Math.floor(ctx.now() / 1000) };
     log.info({ reason: input.reason }, "runner is busy: registration deferred to a later pass (a running job is never interrupted)");

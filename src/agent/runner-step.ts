@@ -9,7 +9,7 @@ import { AbortedError, errorMessage } from "../shared/errors.ts";
 import { backoffDelay } from "../shared/backoff.ts";
 import { scopeKey } from "../shared/scope.ts";
 import type { RunnerConfig } from "../config/types.ts";
-import { readLocalState } from "../runner/files.ts";
+import { readLocalState, runnerFilesFingerprint } from "../runner/files.ts";
 import { scanDiag } from "../runner/local-signals.ts";
 import { createServiceControl, isRunnerUnitName, type ServiceControl } from "../runner/service.ts";
 import { RunAsError } from "../privsep/index.ts";
@@ -20,6 +20,7 @@ import { markerFresh } from "../fleet/agent-client.ts";
 import { runHygiene } from "../hygiene/index.ts";
 import type { AgentContext, PassState } from "./context.ts";
 import type { RunnerMemory } from "./state-store.ts";
+import { mustLock } from "./runner-lock.ts";
 
 const nowSeconds = (ctx: AgentContext) => Math.floor(ctx.now() / 1000);
 
@@ -115,7 +116,7 @@ async function fleetStatus(ctx: AgentContext, runner: RunnerConfig, agentId: num
 }
 
 /** Starts an inactive service, with backoff between tries. Returns whether it was tried now. */
-async function startService(ctx: AgentContext, runner: RunnerConfig, service: ServiceControl, memory: RunnerMemory): Promise<void> {
+async function startService(ctx: AgentContext, pass: PassState, runner: RunnerConfig, service: ServiceControl, memory: RunnerMemory): Promise<void> {
   const wait = memory.serviceStartTries === 0 ? 0 : backoffDelay(memory.serviceStartTries, ctx.config.refresh.interval, 3600, () => 1);
   if (memory.lastServiceStart !== null && nowSeconds(ctx) - memory.lastServiceStart < wait) return;
   const log = ctx.log.child({ runner: runner.name });
@@ -123,6 +124,7 @@ async function startService(ctx: AgentContext, runner: RunnerConfig, service: Se
     log.info(`dry run: would start the ${service.kind} service`);
     return;
   }
+  await mustLock(pass);
   memory.serviceStartTries++;
   memory.lastServiceStart = nowSeconds(ctx);
   const result = await service.start();
@@ -134,7 +136,7 @@ async function startService(ctx: AgentContext, runner: RunnerConfig, service: Se
   }
 }
 
-async function trackOffline(ctx: AgentContext, runner: RunnerConfig, memory: RunnerMemory, api: RunnerApiState | null | undefined): Promise<void> {
+async function trackOffline(ctx: AgentContext, pass: PassState, runner: RunnerConfig, memory: RunnerMemory, api: RunnerApiState | null | undefined): Promise<void> {
   const status = api?.status ?? memory.api?.status;
   if (status !== "offline") {
     memory.offlineSince = null;
@@ -144,6 +146,7 @@ async function trackOffline(ctx: AgentContext, runner: RunnerConfig, memory: Run
   memory.offlineSince ??= nowSeconds(ctx);
   const offlineFor = nowSeconds(ctx) - memory.offlineSince;
   if (!memory.offlineWarned && offlineFor >= runner.offlineWarnAfter) {
+    await mustLock(pass);
     memory.offlineWarned = true;
     ctx.log.warn({ runner: runner.name }, `runner has been offline for ${Math.round(offlineFor / 3600)}h: GitHub deletes self-hosted runners offline for 14 days (1 day if ephemeral)`);
     await ctx.events.emit("runner.offline", runner.name, runner.scope, { since: new Date(memory.offlineSince * 1000).toISOString() });
@@ -153,6 +156,7 @@ async function trackOffline(ctx: AgentContext, runner: RunnerConfig, memory: Run
 export async function checkRunner(ctx: AgentContext, pass: PassState, runner: RunnerConfig, memory: RunnerMemory): Promise<boolean> {
   const log = ctx.log.child({ runner: runner.name });
   const local = await readLocalState(ctx.runtime, runner.dir);
+  pass.runnerLock?.observe("the runner's files", local.fingerprint, () => runnerFilesFingerprint(ctx.runtime, runner.dir));
   if (!local.dirExists) {
     memory.status = "failing";
     memory.registered = false;
@@ -195,7 +199,9 @@ export async function checkRunner(ctx: AgentContext, pass: PassState, runner: Ru
   memory.serviceActive = serviceState === "unknown" ? null : serviceState === "active";
 
   const findings = local.runner ? await scanDiag(ctx.runtime, runner.dir) : [];
-  for (const finding of findings.filter((f) => !memory.diagFindings.includes(f))) {
+  const newFindings = findings.filter((f) => !memory.diagFindings.includes(f));
+  if (newFindings.length) await mustLock(pass);
+  for (const finding of newFindings) {
     log.warn({ finding }, `runner log shows ${finding.replace(/_/g, " ")}`);
     await ctx.events.emit("runner.diag", runner.name, runner.scope, { finding });
   }
@@ -227,13 +233,13 @@ export async function checkRunner(ctx: AgentContext, pass: PassState, runner: Ru
       // A session conflict: hygiene waits for the old session to expire, or refuses to fight another host.
       if (hygiene?.serviceHandled) log.debug("service left to the session-conflict repair");
       else if (!onlineElsewhere && memory.serviceStartTries > 0 && downFor >= runner.offlineGrace) reason = "offline_grace";
-      else await startService(ctx, runner, service, memory);
+      else await startService(ctx, pass, runner, service, memory);
     } else if (serviceState === "active") {
       memory.downSince = null;
       memory.serviceStartTries = 0;
     }
   }
-  await trackOffline(ctx, runner, memory, api);
+  await trackOffline(ctx, pass, runner, memory, api);
 
   if (local.runnerProblem) log.warn(`${local.runnerProblem}: re-registering`);
   if (!reason) {

@@ -1,7 +1,8 @@
 /**
  * What the agent remembers between passes and processes, in the state dir. One small file per
- * runner (written under that runner's lock) and one per scope (under the scope's lock), so a cron
- * `check` and a daemon on one host never overwrite each other's memory.
+ * runner (written under that runner's lock, taken when a pass changes it: runner-lock.ts) and one
+ * per scope (under the scope's lock), so a cron `check` and a daemon on one host never overwrite
+ * each other's memory.
  */
 import { join } from "node:path";
 import { encodeToken, scopeKey, type Scope } from "../shared/scope.ts";
@@ -76,6 +77,8 @@ export function emptyScopeMemory(): ScopeMemory {
   return { totalRefreshes: 0, failedRefreshes: 0, consecutiveFailures: 0, lastRefresh: null, lastError: null };
 }
 
+const jsonText = (value: unknown) => `${JSON.stringify(value, null, 2)}\n`;
+
 export class StateStore {
   constructor(
     private readonly runtime: Runtime,
@@ -128,15 +131,26 @@ export class StateStore {
 
   /**
    * Atomic (and fsync'd); skipped when the text is what this process just read or wrote there
-   * (every load precedes its save under the same lock, so another process's change is seen).
+   * (a save follows a load; the runner's lock, taken before the save, checks that nobody wrote
+   * the file in between: runner-lock.ts).
    */
   private async writeJson(path: string, value: unknown): Promise<void> {
     if (this.readOnly) return;
-    const text = `${JSON.stringify(value, null, 2)}\n`;
+    const text = jsonText(value);
     if (this.texts.get(path)?.text === text) return;
     await this.runtime.files.mkdir(join(path, ".."), 0o750);
     await this.runtime.files.writeAtomic(path, text, 0o640);
     this.texts.set(path, { text, stat: await this.runtime.files.stat(path).catch(() => null) });
+  }
+
+  /** The file's identity when this process last read or wrote it (null: absent, or not read yet). */
+  knownStat(path: string): FileStat | null {
+    return this.texts.get(path)?.stat ?? null;
+  }
+
+  /** Whether saving this memory would write anything (it differs from what this process last read or wrote). */
+  runnerChanged(runnerDir: string, memory: RunnerMemory): boolean {
+    return !this.readOnly && this.texts.get(this.runnerFile(runnerDir))?.text !== jsonText(memory);
   }
 
   loadRunner(runnerDir: string): Promise<RunnerMemory> {

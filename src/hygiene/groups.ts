@@ -11,6 +11,7 @@ import type { Logger } from "../shared/logger.ts";
 import type { RunnerConfig } from "../config/types.ts";
 import type { RunnerApiState } from "../github/client.ts";
 import type { AgentContext, PassState } from "../agent/context.ts";
+import { mustLock } from "../agent/runner-lock.ts";
 import { RunnerGroupNotFoundError } from "./errors.ts";
 import { hygieneDir, readJsonFile, writeJsonFile } from "./memory.ts";
 
@@ -86,6 +87,7 @@ export async function repairGroup(ctx: AgentContext, pass: PassState, runner: Ru
     log.info({ before, after }, `dry run: would move runner id ${api.id} to runner group "${after.name}"`);
     return;
   }
+  await mustLock(pass);
   try {
     await ctx.github.rest("runner-group-move", { org }, "PUT /orgs/{org}/actions/runner-groups/{runner_group_id}/runners/{runner_id}", { org, runner_group_id: gid, runner_id: api.id }, pass.signal);
   } catch (err) {

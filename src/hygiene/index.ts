@@ -10,7 +10,8 @@ import type { RunnerApiState } from "../github/client.ts";
 import type { DiagFinding } from "../runner/local-signals.ts";
 import type { ServiceControl } from "../runner/service.ts";
 import type { AgentContext, PassState } from "../agent/context.ts";
-import { loadHygiene, saveHygiene } from "./memory.ts";
+import { hygieneFileIdentity, loadHygiene, saveHygiene } from "./memory.ts";
+import { isLockSignal, mustLock } from "../agent/runner-lock.ts";
 import { repairLabels } from "./labels.ts";
 import { repairGroup } from "./groups.ts";
 import { checkVersion } from "./version.ts";
@@ -36,16 +37,23 @@ export async function runHygiene(ctx: AgentContext, pass: PassState, input: Hygi
   const { runner, api } = input;
   const log = ctx.log.child({ runner: runner.name, step: "hygiene" });
   const memory = await loadHygiene(ctx, runner.dir);
+  const loaded = hygieneFileIdentity(ctx, runner.dir);
+  pass.runnerLock?.observe("the runner's hygiene memory", loaded.value, loaded.again);
   let serviceHandled = false;
   // Each step on its own: one failing (a GitHub outage, an unreadable log) never skips the others.
   const step = async (name: string, fn: () => Promise<void>) => {
     try {
       await fn();
     } catch (err) {
-      if (err instanceof AbortedError) throw err;
+      if (err instanceof AbortedError || isLockSignal(err)) throw err;
       log.warn(`hygiene ${name} check failed: ${errorMessage(err)}`);
     }
   };
+  const save = () =>
+    saveHygiene(ctx, runner.dir, memory, () => mustLock(pass)).catch((err) => {
+      if (isLockSignal(err)) throw err;
+      log.warn(`cannot save hygiene state: ${errorMessage(err)}`);
+    });
   try {
     // Labels and group only from a fresh status answer: the status call is already rate-aware
     // (once per github.statusInterval), so hygiene adds no reads of its own to find drift. Not in
@@ -57,10 +65,15 @@ export async function runHygiene(ctx: AgentContext, pass: PassState, input: Hygi
     }
     await step("version", () => checkVersion(ctx, pass, runner, input.findings, memory, log));
     await step("session", async () => {
-      serviceHandled = await repairSession(ctx, input, memory, log);
+      serviceHandled = await repairSession(ctx, pass, input, memory, log);
     });
-  } finally {
-    await saveHygiene(ctx, runner.dir, memory).catch((err) => log.warn(`cannot save hygiene state: ${errorMessage(err)}`));
+  } catch (err) {
+    // The runner is checked again under its lock (or not at all), or the agent is stopping and
+    // what was read without the lock is not worth waiting for it: this memory is not saved.
+    if (isLockSignal(err) || (err instanceof AbortedError && !pass.runnerLock?.held && pass.runnerLock)) throw err;
+    await save();
+    throw err;
   }
+  await save();
   return { serviceHandled };
 }

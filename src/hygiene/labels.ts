@@ -10,6 +10,7 @@ import type { Logger } from "../shared/logger.ts";
 import type { RunnerConfig } from "../config/types.ts";
 import type { RunnerApiState } from "../github/client.ts";
 import type { AgentContext, PassState } from "../agent/context.ts";
+import { mustLock } from "../agent/runner-lock.ts";
 
 /** Labels compare without case, as GitHub matches them; first spelling kept. */
 function caseless(labels: readonly string[]): Map<string, string> {
@@ -42,6 +43,7 @@ export async function repairLabels(ctx: AgentContext, pass: PassState, runner: R
     log.info({ before, after: drift.want }, `dry run: would set runner id ${api.id}'s custom labels to [${drift.want.join(", ")}]`);
     return;
   }
+  await mustLock(pass);
   try {
     await ctx.github.rest("runner-labels", runner.scope, `PUT ${scopeApiPath(runner.scope)}/actions/runners/{runner_id}/labels`, { runner_id: api.id, labels: drift.want }, pass.signal);
   } catch (err) {

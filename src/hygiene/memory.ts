@@ -8,6 +8,7 @@ import { join } from "node:path";
 import { encodeToken } from "../shared/scope.ts";
 import type { AgentContext } from "../agent/context.ts";
 import type { FileStat } from "../runtime/types.ts";
+import { fileIdentity } from "../agent/runner-lock.ts";
 
 export interface HygieneMemory {
   /** The runner's version as last read from its dir, and where it was read. */
@@ -79,8 +80,8 @@ const runnerFile = (ctx: AgentContext, runnerDir: string) => join(hygieneDir(ctx
  * Each runner file's text as this process last read or wrote it, with the file's identity then
  * (inode, size, mtime): a save of an unchanged memory writes nothing (most passes change nothing,
  * and a write costs two fsyncs), and a file nobody replaced since is not read again (writes are
- * renames: a new inode). Every save follows a load of the same file under the runner's lock, so
- * another process's write is always seen.
+ * renames: a new inode). Every save follows a load of the same file, and the runner's lock, taken
+ * before a save, checks that nobody wrote the file since that load (runner-lock.ts).
  */
 const runnerTexts = new Map<string, { text: string; stat: FileStat | null }>();
 const MAX_TEXTS = 4096;
@@ -93,6 +94,12 @@ function remember(path: string, text: string | null, stat: FileStat | null): voi
 }
 
 const sameFile = (a: FileStat | null | undefined, b: FileStat | null | undefined) => Boolean(a && b && a.ino !== undefined && a.ino === b.ino && a.size === b.size && a.mtimeMs === b.mtimeMs);
+
+/** The runner's hygiene file's identity as loaded, and how to take it again (for the runner's lock). */
+export function hygieneFileIdentity(ctx: AgentContext, runnerDir: string): { value: string; again: () => Promise<string> } {
+  const path = runnerFile(ctx, runnerDir);
+  return { value: fileIdentity(runnerTexts.get(path)?.stat), again: async () => fileIdentity(await ctx.runtime.files.stat(path)) };
+}
 
 export async function loadHygiene(ctx: AgentContext, runnerDir: string): Promise<HygieneMemory> {
   const path = runnerFile(ctx, runnerDir);
@@ -108,10 +115,12 @@ export async function loadHygiene(ctx: AgentContext, runnerDir: string): Promise
   return readJsonFile(ctx, path, emptyHygieneMemory, (text) => remember(path, text, stat));
 }
 
-export async function saveHygiene(ctx: AgentContext, runnerDir: string, memory: HygieneMemory): Promise<void> {
+/** Saves a memory that changed, calling `beforeWrite` (the runner's lock: runner-lock.ts) first. */
+export async function saveHygiene(ctx: AgentContext, runnerDir: string, memory: HygieneMemory, beforeWrite: () => Promise<void> = async () => {}): Promise<void> {
   const path = runnerFile(ctx, runnerDir);
   const text = jsonText(memory);
   if (ctx.config.dryRun || runnerTexts.get(path)?.text === text) return;
+  await beforeWrite();
   await writeJsonFile(ctx, path, memory, text);
   remember(path, text, await ctx.runtime.files.stat(path).catch(() => null));
 }

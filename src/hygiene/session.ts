@@ -15,7 +15,8 @@ import type { RunnerConfig } from "../config/types.ts";
 import type { DiagFinding } from "../runner/local-signals.ts";
 import { findNewestDiag } from "../runner/local-signals.ts";
 import type { ServiceControl } from "../runner/service.ts";
-import type { AgentContext } from "../agent/context.ts";
+import type { AgentContext, PassState } from "../agent/context.ts";
+import { mustLock } from "../agent/runner-lock.ts";
 import type { HygieneMemory } from "./memory.ts";
 
 /** GitHub drops a session a few minutes after its listener stops polling (inferred from #1506). */
@@ -39,7 +40,7 @@ export interface SessionInput {
 const OTHER_HOST = "another host";
 
 /** Returns true when it took charge of the service (the runner step must not start it itself). */
-export async function repairSession(ctx: AgentContext, input: SessionInput, memory: HygieneMemory, log: Logger): Promise<boolean> {
+export async function repairSession(ctx: AgentContext, pass: PassState, input: SessionInput, memory: HygieneMemory, log: Logger): Promise<boolean> {
   const { runner, service } = input;
   if (!input.findings.includes("session_conflict")) {
     memory.sessionRestarts = 0;
@@ -54,6 +55,7 @@ export async function repairSession(ctx: AgentContext, input: SessionInput, memo
   const host = ctx.config.host;
   if (input.status === "online") {
     if (!memory.sessionElsewhere) {
+      await mustLock(pass);
       memory.sessionElsewhere = true;
       const hosts = [host, OTHER_HOST];
       log.error({ hosts }, `a session for runner ${runner.name} already exists and GitHub shows it online while the service on ${host} is down: the same name runs on ${hosts[1]}; not starting it here (two listeners would fight over one registration): give one of them another name`);
@@ -75,6 +77,7 @@ export async function repairSession(ctx: AgentContext, input: SessionInput, memo
     log.info(`dry run: would start the ${service.kind} service after a session conflict`);
     return true;
   }
+  await mustLock(pass);
   memory.sessionRestarts++;
   memory.lastSessionRestart = now;
   const result = await service.start().catch((err) => ({ code: -1, error: errorMessage(err) }));

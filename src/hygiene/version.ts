@@ -9,6 +9,7 @@ import type { RunnerConfig } from "../config/types.ts";
 import type { DiagFinding } from "../runner/local-signals.ts";
 import { readNewestDiag } from "../runner/local-signals.ts";
 import type { AgentContext, PassState } from "../agent/context.ts";
+import { mustLock } from "../agent/runner-lock.ts";
 import type { HygieneMemory } from "./memory.ts";
 import { latestRelease, versionAgeDays, type ReleaseCache } from "./releases.ts";
 import { readRunnerVersion } from "./runner-version.ts";
@@ -33,6 +34,7 @@ export async function checkVersion(ctx: AgentContext, pass: PassState, runner: R
   const level = age === null ? null : age >= VERSION_ALERT_DAYS ? "alert" : age >= VERSION_WARN_DAYS ? "warn" : null;
   if (level === null) memory.versionWarned = null;
   else if (memory.versionWarned !== level && !(memory.versionWarned === "alert" && level === "warn")) {
+    await mustLock(pass);
     memory.versionWarned = level;
     log.warn(
       { version: local!.version, latest: release!.latest, age_days: age },
@@ -51,6 +53,7 @@ export async function checkVersion(ctx: AgentContext, pass: PassState, runner: R
   }
   const judged = `${diag!.name}:${notice.version}`;
   if (memory.deprecationJudged === judged) return;
+  await mustLock(pass);
   const verdict = judgeDeprecation(notice, release?.latest ?? null, release ? versionAgeDays(notice.version, release, ctx.now()) : null);
   memory.deprecationJudged = judged;
   memory.deprecationVerdict = verdict.kind;

@@ -42,6 +42,8 @@ export interface LocalRunnerState {
   held: boolean;
   /** mtime of the runner file (registration time when the agent did not register it itself). */
   runnerFileMtime: number | null;
+  /** The identity (inode, size, mtime) of the dir and each file read here: changes when anybody writes one. */
+  fingerprint: string;
 }
 
 export function stripBom(text: string): string {
@@ -72,17 +74,26 @@ export function parseRunnerFile(text: string, fileName: string): { runner: Runne
   return { runner: { ...(data as RunnerFile), agentId: id }, problem: null };
 }
 
-const ABSENT: Omit<LocalRunnerState, "dirExists" | "refused"> = { configured: false, runner: null, runnerProblem: null, hasCredentials: false, serviceUnit: null, held: false, runnerFileMtime: null };
+const ABSENT: Omit<LocalRunnerState, "dirExists" | "refused" | "fingerprint"> = { configured: false, runner: null, runnerProblem: null, hasCredentials: false, serviceUnit: null, held: false, runnerFileMtime: null };
+
+const identity = (s: FileStat | null | undefined) => (s ? `${s.isSymbolicLink ? "l" : ""}${s.ino ?? "?"}:${s.size}:${s.mtimeMs}` : "-");
 
 /** The lstat of each file the agent reads or moves (null: absent), and a symbolic link among them, described. */
-async function inspect(runtime: Runtime, dir: string): Promise<{ refused: string | null; stats: Map<string, FileStat | null> }> {
+async function inspect(runtime: Runtime, dir: string): Promise<{ refused: string | null; stats: Map<string, FileStat | null>; fingerprint: string }> {
   const stats = new Map<string, FileStat | null>();
-  if ((await runtime.files.lstat(dir))?.isSymbolicLink) return { refused: `runner dir ${dir} is a symbolic link: set runners[].dir to the real path`, stats };
+  const dirStat = await runtime.files.lstat(dir);
+  if (dirStat?.isSymbolicLink) return { refused: `runner dir ${dir} is a symbolic link: set runners[].dir to the real path`, stats, fingerprint: identity(dirStat) };
   const all = await Promise.all(READ_FILES.map((name) => runtime.files.lstat(join(dir, name))));
   READ_FILES.forEach((name, i) => stats.set(name, all[i]));
   const link = READ_FILES.find((name) => stats.get(name)?.isSymbolicLink);
   const refused = link ? `${join(dir, link)} is a symbolic link: the agent never follows links in a runner dir; remove it (and find out who made it)` : null;
-  return { refused, stats };
+  // The dir by inode only: its mtime moves with every entry made in it (the lock dir, a job's files).
+  return { refused, stats, fingerprint: [`${dirStat?.ino ?? "-"}`, ...all.map(identity)].join(" ") };
+}
+
+/** The identity of the runner dir and of every file the agent reads there (LocalRunnerState.fingerprint). */
+export async function runnerFilesFingerprint(runtime: Runtime, dir: string): Promise<string> {
+  return (await inspect(runtime, dir)).fingerprint;
 }
 
 /** A symbolic link among the dir and the files the agent reads or moves, described; else null. */
@@ -127,9 +138,9 @@ export async function readServiceUnit(runtime: Runtime, dir: string): Promise<st
 
 export async function readLocalState(runtime: Runtime, dir: string): Promise<LocalRunnerState> {
   const stat = await runtime.files.stat(dir);
-  if (!stat?.isDirectory) return { dirExists: false, refused: null, ...ABSENT };
-  const { refused, stats } = await inspect(runtime, dir);
-  if (refused) return { dirExists: true, refused, ...ABSENT };
+  if (!stat?.isDirectory) return { dirExists: false, refused: null, ...ABSENT, fingerprint: "-" };
+  const { refused, stats, fingerprint } = await inspect(runtime, dir);
+  if (refused) return { dirExists: true, refused, ...ABSENT, fingerprint };
   // No file here is a link (inspect refused those): each lstat is the file's own stat.
   const migrated = await readUnlessUnchanged(runtime, join(dir, ".runner_migrated"), stats.get(".runner_migrated"));
   const plain = migrated === null ? await readUnlessUnchanged(runtime, join(dir, ".runner"), stats.get(".runner")) : null;
@@ -149,5 +160,6 @@ export async function readLocalState(runtime: Runtime, dir: string): Promise<Loc
     serviceUnit: service ? stripBom(service).trim() || null : null,
     held: Boolean(stats.get(HOLD_FILE)),
     runnerFileMtime: runnerStat ? Math.floor(runnerStat.mtimeMs / 1000) : null,
+    fingerprint,
   };
 }

@@ -78,6 +78,26 @@ async function readText(path: string): Promise<string> {
   return fs.readFile(path, "utf8");
 }
 
+/** The end of a log that grows for days: a positional read of its last bytes, not the whole file. */
+async function readTail(path: string, maxBytes: number): Promise<string> {
+  const fd = openSync(path, fsConstants.O_RDONLY | fsConstants.O_NONBLOCK);
+  try {
+    const s = fstatSync(fd);
+    if (!s.isFile()) throw Object.assign(new Error(`${path} is not a regular file`), { code: "EINVAL" });
+    const length = Math.min(s.size, maxBytes);
+    const buf = Buffer.allocUnsafe(length);
+    let got = 0;
+    while (got < length) {
+      const n = readSync(fd, buf, got, length - got, s.size - length + got);
+      if (n === 0) break;
+      got += n;
+    }
+    return buf.subarray(0, got).toString("utf8");
+  } finally {
+    closeSync(fd);
+  }
+}
+
 let tmpCounter = 0;
 
 /**
@@ -153,6 +173,7 @@ const lockFs = {
 
 export const nodeFiles: RuntimeFiles = {
   readText,
+  readTail,
   writeAtomic,
 
   async appendDurable(path, data) {

@@ -82,6 +82,8 @@ export interface ProcessInfo {
 
 export interface RuntimeFiles {
   readText(path: string): Promise<string>;
+  /** The last `maxBytes` of a regular file (all of a smaller one), as UTF-8; never waits on a FIFO. */
+  readTail(path: string, maxBytes: number): Promise<string>;
   /**
    * Atomic: temp file in the same dir, fsync, rename. `mode` defaults to 0o644. `syncDir: false`
    * skips the directory fsync after the rename (still never torn; a crash may keep the old file).
