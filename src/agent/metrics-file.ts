@@ -9,18 +9,27 @@ import type { MetricsDocument, RunnerReport, StateDocument } from "../shared/typ
 import type { AgentContext } from "./context.ts";
 import type { RunnerMemory, ScopeMemory } from "./state-store.ts";
 
-export async function buildMetricsDocument(ctx: AgentContext): Promise<MetricsDocument> {
+/**
+ * What this pass already holds: each runner's memory as it saved it, each scope's token expiry as
+ * the token step left it. Anything missing (a runner skipped for its lock) is read from the state dir.
+ */
+export interface PassFacts {
+  runners: Map<string, RunnerMemory>;
+  tokenExpiry: Map<string, Date | null>;
+}
+
+export async function buildMetricsDocument(ctx: AgentContext, facts?: PassFacts): Promise<MetricsDocument> {
   const { config, store, tokens } = ctx;
   const scopes = new Map<string, { memory: ScopeMemory; expiresAt: number | null }>();
   for (const r of config.runners) {
     const key = scopeKey(r.scope);
     if (scopes.has(key)) continue;
-    const cached = await tokens.read(r.scope);
-    scopes.set(key, { memory: await store.loadScope(r.scope), expiresAt: cached ? Math.floor(cached.expiresAt.getTime() / 1000) : null });
+    const expiry = facts?.tokenExpiry.has(key) ? facts.tokenExpiry.get(key)! : ((await tokens.read(r.scope))?.expiresAt ?? null);
+    scopes.set(key, { memory: await store.loadScope(r.scope), expiresAt: expiry ? Math.floor(expiry.getTime() / 1000) : null });
   }
   const runners: RunnerReport[] = [];
   for (const r of config.runners) {
-    const memory: RunnerMemory = await store.loadRunner(r.dir);
+    const memory: RunnerMemory = facts?.runners.get(r.dir) ?? (await store.loadRunner(r.dir));
     const scope = scopes.get(scopeKey(r.scope))!;
     runners.push({
       name: r.name,
@@ -69,9 +78,14 @@ export async function buildMetricsDocument(ctx: AgentContext): Promise<MetricsDo
 export async function writeMetricsFile(ctx: AgentContext, doc: MetricsDocument): Promise<void> {
   if (ctx.config.dryRun) return;
   const path = ctx.config.state.metricsFile;
-  await ctx.runtime.files.mkdir(path.replace(/\/[^/]*$/, "") || "/", 0o755);
+  const text = `${JSON.stringify(doc, null, 2)}\n`;
   // Rewritten every pass: the rename need not be durable (a crash keeps the previous, whole file).
-  await ctx.runtime.files.writeAtomic(path, `${JSON.stringify(doc, null, 2)}\n`, 0o644, { syncDir: false });
+  // Its dir is made only when missing (the first pass, or removed by hand), not asked for every pass.
+  await ctx.runtime.files.writeAtomic(path, text, 0o644, { syncDir: false }).catch(async (err) => {
+    if ((err as { code?: string }).code !== "ENOENT") throw err;
+    await ctx.runtime.files.mkdir(path.replace(/\/[^/]*$/, "") || "/", 0o755);
+    await ctx.runtime.files.writeAtomic(path, text, 0o644, { syncDir: false });
+  });
 }
 
 export function stateDocument(doc: MetricsDocument, report: RunnerReport, time: Date): StateDocument {

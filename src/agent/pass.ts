@@ -44,7 +44,7 @@ async function reportCredentials(ctx: AgentContext): Promise<void> {
   }
 }
 
-type RunnerOutcome = { kind: "checked"; problem: string | null } | { kind: "lock_timeout" } | { kind: "aborted" };
+type RunnerOutcome = { kind: "checked"; problem: string | null; memory: RunnerMemory } | { kind: "lock_timeout" } | { kind: "aborted" };
 
 /**
  * One runner: checked without its lock, which is taken only when the check is about to change
@@ -95,7 +95,7 @@ async function checkRunnerLocking(ctx: AgentContext, pass: PassState, runner: Ru
       }
     }
     await saveMemory(ctx, runner, memory);
-    return { kind: "checked", problem };
+    return { kind: "checked", problem, memory };
   }
 }
 
@@ -141,6 +141,8 @@ export async function runPass(ctx: AgentContext, signal: AbortSignal, options: {
   let lockTimedOut: string | null = null;
   let aborted = false;
   const problems: string[] = [];
+  /** Each runner's memory as this pass left it (the metrics file shows it without reading it again). */
+  const checked = new Map<string, RunnerMemory>();
   try {
     await refreshScopes(ctx, pass, options.leadSeconds ?? 0);
     await prefetchServiceStates(ctx, pass);
@@ -150,6 +152,7 @@ export async function runPass(ctx: AgentContext, signal: AbortSignal, options: {
       pass.runnerLock = lock;
       try {
         const outcome = await checkRunnerLocking(ctx, pass, runner, lock);
+        if (outcome.kind === "checked") checked.set(runner.dir, outcome.memory);
         if (outcome.kind === "aborted") aborted = true;
         else if (outcome.kind === "lock_timeout") {
           lockTimedOut ??= `another runner-token-refresh held the lock on ${runner.dir} past refresh.lockTimeout (${ctx.config.refresh.lockTimeout}s): let it finish, or raise refresh.lockTimeout`;
@@ -176,7 +179,8 @@ export async function runPass(ctx: AgentContext, signal: AbortSignal, options: {
     if (!problems.some((p) => result.error && p.endsWith(result.error))) problems.push(`${key}: ${result.error ?? "token refresh failed"}`);
   }
 
-  const metrics = await buildMetricsDocument(ctx);
+  const tokenExpiry = new Map([...pass.tokenResults].map(([key, r]) => [key, r.expiresAt] as const));
+  const metrics = await buildMetricsDocument(ctx, { runners: checked, tokenExpiry });
   await writeMetricsFile(ctx, metrics);
   const time = new Date(ctx.now());
   // All at once: the publisher sends them pipelined, one round trip for every runner.

@@ -79,9 +79,9 @@ const ABSENT: Omit<LocalRunnerState, "dirExists" | "refused" | "fingerprint"> = 
 const identity = (s: FileStat | null | undefined) => (s ? `${s.isSymbolicLink ? "l" : ""}${s.ino ?? "?"}:${s.size}:${s.mtimeMs}` : "-");
 
 /** The lstat of each file the agent reads or moves (null: absent), and a symbolic link among them, described. */
-async function inspect(runtime: Runtime, dir: string): Promise<{ refused: string | null; stats: Map<string, FileStat | null>; fingerprint: string }> {
+async function inspect(runtime: Runtime, dir: string, dirLstat?: FileStat | null): Promise<{ refused: string | null; stats: Map<string, FileStat | null>; fingerprint: string }> {
   const stats = new Map<string, FileStat | null>();
-  const dirStat = await runtime.files.lstat(dir);
+  const dirStat = dirLstat === undefined ? await runtime.files.lstat(dir) : dirLstat;
   if (dirStat?.isSymbolicLink) return { refused: `runner dir ${dir} is a symbolic link: set runners[].dir to the real path`, stats, fingerprint: identity(dirStat) };
   const all = await Promise.all(READ_FILES.map((name) => runtime.files.lstat(join(dir, name))));
   READ_FILES.forEach((name, i) => stats.set(name, all[i]));
@@ -137,9 +137,10 @@ export async function readServiceUnit(runtime: Runtime, dir: string): Promise<st
 }
 
 export async function readLocalState(runtime: Runtime, dir: string): Promise<LocalRunnerState> {
-  const stat = await runtime.files.stat(dir);
-  if (!stat?.isDirectory) return { dirExists: false, refused: null, ...ABSENT, fingerprint: "-" };
-  const { refused, stats, fingerprint } = await inspect(runtime, dir);
+  // One lstat: a link is refused by inspect (it names it), anything but a directory is no runner dir.
+  const stat = await runtime.files.lstat(dir);
+  if (!stat || (!stat.isDirectory && !stat.isSymbolicLink)) return { dirExists: false, refused: null, ...ABSENT, fingerprint: "-" };
+  const { refused, stats, fingerprint } = await inspect(runtime, dir, stat);
   if (refused) return { dirExists: true, refused, ...ABSENT, fingerprint };
   // No file here is a link (inspect refused those): each lstat is the file's own stat.
   const migrated = await readUnlessUnchanged(runtime, join(dir, ".runner_migrated"), stats.get(".runner_migrated"));
