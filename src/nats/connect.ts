@@ -42,6 +42,9 @@ export async function connectionOptions(runtime: Runtime, cfg: NatsConfig, mode:
     // nodes from the server, so losing the listed ones does not strand a client.
     noRandomize: false,
     ignoreClusterUpdates: false,
+    // No stack trace captured for every request and timer (a JetStream publish, a KV put): our
+    // errors say what failed and where themselves, and the capture is a large share of a put's CPU.
+    noAsyncTraces: true,
   };
   if (cfg.credsFile) {
     let creds: string;

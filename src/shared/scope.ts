@@ -47,12 +47,21 @@ export function deriveApiUrl(githubUrl: string): string {
  * Encodes a name as one NATS subject token or file-name part: each byte outside
  * `[A-Za-z0-9_-]` becomes `=XX` (SPEC 8), so `ci.example.com` → `ci=2Eexample=2Ecom`.
  */
+const encoder = new TextEncoder();
+/** The same few names (runner dirs, scopes, hosts) are encoded several times in every pass. */
+const encoded = new Map<string, string>();
+const MAX_ENCODED = 4096;
+
 export function encodeToken(name: string): string {
+  const known = encoded.get(name);
+  if (known !== undefined) return known;
   let out = "";
-  for (const byte of new TextEncoder().encode(name)) {
+  for (const byte of encoder.encode(name)) {
     const ch = String.fromCharCode(byte);
     out += /[A-Za-z0-9_-]/.test(ch) ? ch : `=${byte.toString(16).toUpperCase().padStart(2, "0")}`;
   }
+  if (encoded.size >= MAX_ENCODED) encoded.clear();
+  encoded.set(name, out);
   return out;
 }
 
