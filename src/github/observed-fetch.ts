@@ -3,6 +3,7 @@
  * installation-token exchange, so every credential is registered for redaction before it travels
  * and every answer's rate-limit, Date and token-expiry headers are observed.
  */
+import { headersFrom } from "../shared/headers.ts";
 import { addSecret } from "../shared/redact.ts";
 import type { GitHubObserver, RateLimitInfo } from "./types.ts";
 
@@ -58,7 +59,7 @@ async function observeInstallationToken(response: Response): Promise<void> {
   }
 }
 
-function observeHeaders(o: FetchObservation, headers: Headers, path: string): void {
+function observeHeaders(o: FetchObservation, headers: Pick<Headers, "get">, path: string): void {
   const remaining = headers.get("x-ratelimit-remaining");
   if (remaining !== null) {
     const info: RateLimitInfo = {
@@ -87,7 +88,7 @@ function observeHeaders(o: FetchObservation, headers: Headers, path: string): vo
 
 export function observedFetch(o: FetchObservation): typeof fetch {
   return (async (input: RequestInfo | URL, init?: RequestInit) => {
-    const authorization = new Headers(init?.headers).get("authorization");
+    const authorization = headersFrom(init?.headers).get("authorization");
     if (authorization) {
       const credential = authorization.replace(/^(token|bearer)\s+/i, "");
       // With a PAT this is the PAT (long-lived); with an App, a JWT or an installation token.

@@ -5,10 +5,12 @@
  * process, which is most of what an idle agent daemon held beyond a bare process. node:http
  * parses with the llhttp built into node. Only what the GitHub client asks of fetch is here: a
  * method, headers, a string or bytes body, a signal and redirects; the answer is read whole
- * (GitHub's answers are small JSON documents) into a standard Response.
+ * (GitHub's answers are small JSON documents) into an object with a fetch Response's reading
+ * methods, without fetch's globals (see AnswerHeaders).
  */
 import http from "node:http";
 import https from "node:https";
+import { AnswerHeaders, headersFrom } from "../shared/headers.ts";
 
 /** One keep-alive pool per protocol, as fetch keeps connections; made on first use. */
 let agents: { "http:": http.Agent; "https:": https.Agent } | null = null;
@@ -23,7 +25,7 @@ interface Answer {
   body: Buffer;
 }
 
-function send(url: URL, method: string, headers: Headers, body: Buffer | undefined, signal: AbortSignal | undefined): Promise<Answer> {
+function send(url: URL, method: string, headers: AnswerHeaders, body: Buffer | undefined, signal: AbortSignal | undefined): Promise<Answer> {
   return new Promise((resolve, reject) => {
     if (signal?.aborted) return reject(signal.reason);
     const client = url.protocol === "https:" ? https : url.protocol === "http:" ? http : null;
@@ -56,8 +58,8 @@ function send(url: URL, method: string, headers: Headers, body: Buffer | undefin
   });
 }
 
-function toHeaders(raw: http.IncomingHttpHeaders): Headers {
-  const headers = new Headers();
+function answerHeaders(raw: http.IncomingHttpHeaders): AnswerHeaders {
+  const headers = new AnswerHeaders();
   for (const [name, value] of Object.entries(raw)) {
     if (value === undefined) continue;
     for (const v of Array.isArray(value) ? value : [value]) headers.append(name, v);
@@ -65,20 +67,75 @@ function toHeaders(raw: http.IncomingHttpHeaders): Headers {
   return headers;
 }
 
+/** The answer, read whole: what a fetch Response offers a reader of a small JSON document. */
+class NodeFetchResponse {
+  readonly ok: boolean;
+  readonly type = "basic";
+  #used = false;
+  constructor(
+    readonly status: number,
+    readonly statusText: string,
+    readonly headers: AnswerHeaders,
+    readonly url: string,
+    readonly redirected: boolean,
+    readonly bytes: Buffer | null,
+  ) {
+    this.ok = status >= 200 && status < 300;
+  }
+  get bodyUsed(): boolean {
+    return this.#used;
+  }
+  /** No stream: the body was read whole (the GitHub client never asks for one). */
+  get body(): null {
+    return null;
+  }
+  #take(): Buffer {
+    if (this.#used) throw new TypeError("Body is unusable: Body has already been read");
+    this.#used = true;
+    return this.bytes ?? Buffer.alloc(0);
+  }
+  async text(): Promise<string> {
+    return this.#take().toString("utf8");
+  }
+  async json(): Promise<unknown> {
+    return JSON.parse(await this.text());
+  }
+  async arrayBuffer(): Promise<ArrayBuffer> {
+    const b = this.#take();
+    return b.buffer.slice(b.byteOffset, b.byteOffset + b.byteLength) as ArrayBuffer;
+  }
+  clone(): NodeFetchResponse {
+    if (this.#used) throw new TypeError("Response.clone: Body has already been consumed");
+    return new NodeFetchResponse(this.status, this.statusText, new AnswerHeaders(this.headers), this.url, this.redirected, this.bytes);
+  }
+}
+
 async function bodyBytes(body: RequestInit["body"]): Promise<Buffer | undefined> {
   if (body === undefined || body === null) return undefined;
   if (typeof body === "string") return Buffer.from(body);
   if (body instanceof ArrayBuffer) return Buffer.from(body);
   if (ArrayBuffer.isView(body)) return Buffer.from(body.buffer, body.byteOffset, body.byteLength);
+  // Streams, blobs, forms: nothing the agent sends; fetch's own Response reads them.
   return Buffer.from(await new Response(body).arrayBuffer());
 }
 
-export const nodeFetch: typeof fetch = async (input, init = {}) => {
-  const request = input instanceof Request ? input : null;
+interface RequestLike {
+  url: string;
+  method?: string;
+  headers?: unknown;
+  signal?: AbortSignal;
+  redirect?: RequestRedirect;
+  arrayBuffer?: () => Promise<ArrayBuffer>;
+  body?: unknown;
+}
+
+export const nodeFetch: typeof fetch = (async (input: string | URL | RequestLike, init: RequestInit = {}) => {
+  // A Request is recognised by shape: `instanceof Request` would load undici (see AnswerHeaders).
+  const request = typeof input === "object" && !(input instanceof URL) ? input : null;
   let url = new URL(request ? request.url : String(input));
   let method = (init.method ?? request?.method ?? "GET").toUpperCase();
-  const headers = new Headers(init.headers ?? request?.headers);
-  let body = await bodyBytes(init.body ?? (request?.body ? await request.arrayBuffer() : undefined));
+  const headers = headersFrom(init.headers ?? request?.headers);
+  let body = await bodyBytes(init.body ?? (request?.body && request.arrayBuffer ? await request.arrayBuffer() : undefined));
   const signal = init.signal ?? request?.signal ?? undefined;
   const redirect = init.redirect ?? request?.redirect ?? "follow";
   for (let hops = 0; ; hops++) {
@@ -99,10 +156,7 @@ export const nodeFetch: typeof fetch = async (input, init = {}) => {
       url = next;
       continue;
     }
-    const bytes = NULL_BODY.has(answer.status) || method === "HEAD" ? null : new Uint8Array(answer.body);
-    const response = new Response(bytes, { status: answer.status, statusText: answer.statusText, headers: toHeaders(answer.headers) });
-    Object.defineProperty(response, "url", { value: url.href });
-    if (hops > 0) Object.defineProperty(response, "redirected", { value: true });
-    return response;
+    const bytes = NULL_BODY.has(answer.status) || method === "HEAD" ? null : answer.body;
+    return new NodeFetchResponse(answer.status, answer.statusText, answerHeaders(answer.headers), url.href, hops > 0, bytes);
   }
-};
+}) as unknown as typeof fetch;

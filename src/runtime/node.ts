@@ -4,7 +4,6 @@ import { promises as fs } from "node:fs";
 import process from "node:process";
 import { nodeFiles } from "./node-files.ts";
 import { listProcesses, processStart, spawnProcess, startProcess, startServiceChild, signalGroup } from "./node-process.ts";
-import { serveNode } from "./node-server.ts";
 import { nodeFetch } from "./node-fetch.ts";
 import type { Runtime } from "./types.ts";
 
@@ -41,7 +40,8 @@ export function createNodeRuntime(): Runtime {
     processes: listProcesses,
     processStart,
     fetch: nodeFetch,
-    serve: serveNode,
+    // Loaded when the daemon serves: @hono/node-server touches fetch's globals at load (undici).
+    serve: (handler, options) => import("./node-server.ts").then((m) => m.serveNode(handler, options)),
     onSignal(signal, handler) {
       process.on(signal, handler);
       return () => process.off(signal, handler);
