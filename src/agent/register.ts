@@ -4,6 +4,7 @@
  * host never had; config.sh with the token in the environment only; verify `.runner`; start the
  * service; confirm online. Files are put back whenever configuration fails.
  */
+import { childLogger } from "../shared/logger.ts";
 import { AbortedError, RegistrationError, errorMessage } from "../shared/errors.ts";
 import { sleep } from "../shared/backoff.ts";
 import { scopeKey } from "../shared/scope.ts";
@@ -89,7 +90,7 @@ async function confirmOnline(ctx: AgentContext, pass: PassState, runner: RunnerC
 
 export async function register(ctx: AgentContext, pass: PassState, input: RegisterInput): Promise<RegisterOutcome> {
   const { runner, memory, service } = input;
-  const log = ctx.log.child({ runner: runner.name });
+  const log = childLogger(ctx.log, { runner: runner.name });
   if (ctx.config.dryRun) {
     log.info({ reason: input.reason }, `dry run: would register ${runner.name} (${input.reason})${input.serviceActive ? " after stopping its service" : ""}`);
     return { kind: "would_register" };

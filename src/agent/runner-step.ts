@@ -5,6 +5,7 @@
  * a re-registration is pending, `on-refresh` asks for it, or the service stayed down past
  * offlineGrace although starting it was tried.
  */
+import { childLogger } from "../shared/logger.ts";
 import { AbortedError, errorMessage } from "../shared/errors.ts";
 import { backoffDelay } from "../shared/backoff.ts";
 import { scopeKey } from "../shared/scope.ts";
@@ -34,7 +35,7 @@ async function apiStatus(
   trouble: boolean,
   fileMtime: number | null,
 ): Promise<{ api: RunnerApiState | null | undefined; deleted: boolean }> {
-  const log = ctx.log.child({ runner: runner.name });
+  const log = childLogger(ctx.log, { runner: runner.name });
   if (ctx.fleet) {
     const fromFleet = await fleetStatus(ctx, runner, agentId, memory, fileMtime).catch((err) => {
       log.warn(`fleet status unavailable (${errorMessage(err)})`);
@@ -119,7 +120,7 @@ async function fleetStatus(ctx: AgentContext, runner: RunnerConfig, agentId: num
 async function startService(ctx: AgentContext, pass: PassState, runner: RunnerConfig, service: ServiceControl, memory: RunnerMemory): Promise<void> {
   const wait = memory.serviceStartTries === 0 ? 0 : backoffDelay(memory.serviceStartTries, ctx.config.refresh.interval, 3600, () => 1);
   if (memory.lastServiceStart !== null && nowSeconds(ctx) - memory.lastServiceStart < wait) return;
-  const log = ctx.log.child({ runner: runner.name });
+  const log = childLogger(ctx.log, { runner: runner.name });
   if (ctx.config.dryRun) {
     log.info(`dry run: would start the ${service.kind} service`);
     return;
@@ -154,7 +155,7 @@ async function trackOffline(ctx: AgentContext, pass: PassState, runner: RunnerCo
 }
 
 export async function checkRunner(ctx: AgentContext, pass: PassState, runner: RunnerConfig, memory: RunnerMemory): Promise<boolean> {
-  const log = ctx.log.child({ runner: runner.name });
+  const log = childLogger(ctx.log, { runner: runner.name });
   const local = await readLocalState(ctx.runtime, runner.dir);
   pass.runnerLock?.observe("the runner's files", local.fingerprint, () => runnerFilesFingerprint(ctx.runtime, runner.dir));
   if (!local.dirExists) {

@@ -5,6 +5,7 @@
  * runner that needs no registration in this pass: a re-registration fixes labels and group itself.
  */
 import { AbortedError, errorMessage } from "../shared/errors.ts";
+import { childLogger } from "../shared/logger.ts";
 import type { RunnerConfig } from "../config/types.ts";
 import type { RunnerApiState } from "../github/client.ts";
 import type { DiagFinding } from "../runner/local-signals.ts";
@@ -35,7 +36,7 @@ export interface HygieneResult {
 
 export async function runHygiene(ctx: AgentContext, pass: PassState, input: HygieneInput): Promise<HygieneResult> {
   const { runner, api } = input;
-  const log = ctx.log.child({ runner: runner.name, step: "hygiene" });
+  const log = childLogger(ctx.log, { runner: runner.name, step: "hygiene" });
   const memory = await loadHygiene(ctx, runner.dir);
   const loaded = hygieneFileIdentity(ctx, runner.dir);
   pass.runnerLock?.observe("the runner's hygiene memory", loaded.value, loaded.again);

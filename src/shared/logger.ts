@@ -33,3 +33,23 @@ export function createLogger(options: LoggerOptions): Logger {
     pino.multistream(streams),
   );
 }
+
+const children = new WeakMap<Logger, Map<string, Logger>>();
+const MAX_CHILDREN = 4096;
+
+/**
+ * The child logger with these bindings, made once per parent: a pass asks for the same few (one
+ * per runner, per step) every time, and a pino child serializes its bindings when made.
+ */
+export function childLogger(log: Logger, bindings: Record<string, string>): Logger {
+  let made = children.get(log);
+  if (!made) children.set(log, (made = new Map()));
+  const key = JSON.stringify(bindings);
+  let child = made.get(key);
+  if (!child) {
+    if (made.size >= MAX_CHILDREN) made.clear();
+    child = log.child(bindings);
+    made.set(key, child);
+  }
+  return child;
+}
