@@ -1,6 +1,7 @@
 /**
- * One pass: tokens for every scope, then every runner (locked when it changes something), then the metrics file and
- * the state documents (the heartbeat). Returns the exit code a `check` should end with.
+ * One pass: tokens for every scope, then every runner (under its lock once a step changes
+ * something: runner-lock.ts), then the metrics file and the state documents (the heartbeat).
+ * Returns the exit code a `check` should end with.
  */
 import { AbortedError, ExitCode, errorMessage, type ExitCodeValue } from "../shared/errors.ts";
 import { scopeKey } from "../shared/scope.ts";
@@ -57,6 +58,7 @@ async function checkRunnerLocking(ctx: AgentContext, pass: PassState, runner: Ru
     const memoryFile = ctx.store.runnerFile(runner.dir);
     lock.observe("the agent's memory of the runner", fileIdentity(ctx.store.knownStat(memoryFile)), async () => fileIdentity(await ctx.runtime.files.stat(memoryFile)));
     let ok: boolean;
+    let lockFailed = false;
     try {
       ok = await checkRunnerSafely(ctx, pass, runner, memory);
     } catch (err) {
@@ -75,11 +77,12 @@ async function checkRunnerLocking(ctx: AgentContext, pass: PassState, runner: Ru
       memory.status = "failing";
       memory.lastError = err.message;
       ok = false;
+      lockFailed = true;
     }
     let problem = settle(pass, runner, memory, ok);
     try {
       // Two processes never save over each other: a changed memory is written under the lock.
-      if (!lock.held && ctx.store.runnerChanged(runner.dir, memory)) await lock.ensure();
+      if (!lock.held && !lockFailed && ctx.store.runnerChanged(runner.dir, memory)) await lock.ensure();
     } catch (err) {
       if (err instanceof RunnerChanged) continue;
       if (err instanceof RunnerLockTimeout) return { kind: "lock_timeout" };

@@ -87,8 +87,8 @@ export class RunnerLock {
     const { ctx, runner } = this;
     // --dry-run changes nothing, and a missing dir has nothing to protect (the lock would
     // mkdir -p it and config.sh would be blamed): no lock, as before issue 18.
-    const dirMissing = ctx.config.dryRun || (await ctx.runtime.files.stat(runner.dir).catch(() => "unreadable")) === null;
-    if (!dirMissing) {
+    const nothingToProtect = ctx.config.dryRun || (await ctx.runtime.files.stat(runner.dir).catch(() => "unreadable")) === null;
+    if (!nothingToProtect) {
       const release = await ctx.runtime.files.lock(`${runner.dir}/.rtr-lock`, ctx.config.refresh.lockTimeout * 1000, LOCK_STALE_MS, this.signal).catch((err) => {
         throw new RunnerLockFailed(runner.dir, { cause: err });
       });
