@@ -350,8 +350,8 @@ export function footprintPart(r: FootprintResult, builds: Builds): Part {
             "trace captured per NATS request (`noAsyncTraces`); one pino child logger per runner. Left: the metrics file's write",
             "(SPEC 7: temp file, fsync, rename every pass; its `last_check_timestamp` changes every pass), the heartbeat put and its",
             "acknowledgement, and V8's own work between passes a second apart (optimising compilation and garbage collection run on",
-            "other threads: the share outside the main thread above). In process with the code warm, the same pass costs ~2 ms",
-            "with one runner: the rest of the figure is a pass's code running cold every second beside two dozen other processes.",
+            "other threads: the share outside the main thread above). With one runner most of a pass is fixed cost (those three and",
+            "the token cache's check), so the figure per runner falls with more runners (see 20).",
             "",
           ]),
       ...(idleMet
