@@ -627,7 +627,9 @@ export function startupPart(r: StartupRuntime[]): Part {
             "connect ~45, the runner ~30 (its status call and service command), metrics, state and drain ~8. The bare process does",
             "none of the work after its first ~150 ms, so the ratio's floor is the work itself. A V8 code cache would take most of the",
             "compile share (Node 22's `module.enableCompileCache`; on Node 20 only by hand), kept where only the agent can write: a",
-            "cache in a shared /tmp is code another user could plant for a root process.",
+            "cache in a shared /tmp is code another user could plant for a root process. Minting while the probe runs and writing",
+            "the token only once it passed would take the probe's ~35 ms off, at the price of a GitHub call on a host that then",
+            "refuses to run (today: none; privsep.test.ts holds that).",
             "",
           ]
         : []),
