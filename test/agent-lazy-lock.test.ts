@@ -4,11 +4,8 @@
 // it, and sees what changed while it waited.
 import { test } from "./helpers/test.ts";
 import assert from "node:assert/strict";
-import process from "node:process";
-import { makeWorld, parseLogs, runInProcess, type AgentRun, type World } from "./helpers/agent.ts";
+import { makeWorld, runInProcess, type AgentRun, type World } from "./helpers/agent.ts";
 import { createNodeRuntime } from "../src/runtime/node.ts";
-import { main } from "../src/cli/main.ts";
-import { BUILTIN_PLUGINS } from "../src/builtin-plugins.ts";
 
 /** A registered runner with its service run by svc.sh; `check` with a short lockTimeout. */
 async function svcWorld(): Promise<{ w: World; args: string[] }> {
@@ -35,25 +32,15 @@ async function holdLock(dir: string): Promise<() => Promise<void>> {
 
 /** A check in process whose runtime reports each lock it asks for (path), before waiting for it. */
 function checkWatchingLocks(args: string[], env: Record<string, string>, onLock: (path: string) => void): Promise<AgentRun> {
-  let stdout = "";
-  let stderr = "";
-  const base = createNodeRuntime();
-  const runtime = {
-    ...base,
-    env: { PATH: process.env.PATH ?? "", HOME: process.env.HOME ?? "/root", ...env },
-    argv: args,
+  const { lock } = createNodeRuntime().files;
+  return runInProcess(args, env, {
     files: {
-      ...base.files,
-      lock: (path: string, timeoutMs: number, staleMs?: number, signal?: AbortSignal) => {
+      lock: (path, timeoutMs, staleMs, signal) => {
         onLock(path);
-        return base.files.lock(path, timeoutMs, staleMs, signal);
+        return lock(path, timeoutMs, staleMs, signal);
       },
     },
-    writeStdout: (t: string) => void (stdout += t),
-    writeStderr: (t: string) => void (stderr += t),
-    onSignal: () => () => {},
-  };
-  return main(runtime, args, { plugins: BUILTIN_PLUGINS }).then((code) => ({ code, stdout, stderr, logs: parseLogs(stdout) }));
+  });
 }
 
 test("lock - a check of a healthy runner takes no lock and is not held up by another agent's; one that must start the service waits for it and exits 75", async () => {

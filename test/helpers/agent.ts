@@ -6,6 +6,7 @@ import { tmpdir } from "node:os";
 import { join } from "node:path";
 import process from "node:process";
 import { createNodeRuntime } from "../../src/runtime/node.ts";
+import type { RuntimeFiles } from "../../src/runtime/types.ts";
 import { main, type MainOptions } from "../../src/cli/main.ts";
 import { BUILTIN_PLUGINS } from "../../src/builtin-plugins.ts";
 import { startFakeGitHub, type FakeGitHub } from "./fake-github.ts";
@@ -49,12 +50,13 @@ export function eventsOf(run: AgentRun, type?: string): Record<string, unknown>[
   return run.logs.filter((l) => typeof l.event === "string" && (!type || l.event === type));
 }
 
-export async function runInProcess(args: string[], env: Record<string, string>, options: MainOptions & { cwd?: string } = {}): Promise<AgentRun> {
+export async function runInProcess(args: string[], env: Record<string, string>, options: MainOptions & { cwd?: string; files?: Partial<RuntimeFiles> } = {}): Promise<AgentRun> {
   let stdout = "";
   let stderr = "";
   const base = createNodeRuntime();
   const runtime = {
     ...base,
+    files: { ...base.files, ...options.files },
     env: { PATH: process.env.PATH ?? "", HOME: process.env.HOME ?? "/root", ...env },
     cwd: options.cwd ?? base.cwd,
     argv: args,
