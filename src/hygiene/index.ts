@@ -71,7 +71,8 @@ export async function runHygiene(ctx: AgentContext, pass: PassState, input: Hygi
   } catch (err) {
     // The runner is checked again under its lock (or not at all), or the agent is stopping and
     // what was read without the lock is not worth waiting for it: this memory is not saved.
-    if (isLockSignal(err) || (err instanceof AbortedError && !pass.runnerLock?.held && pass.runnerLock)) throw err;
+    const stoppedUnlocked = err instanceof AbortedError && pass.runnerLock != null && !pass.runnerLock.held;
+    if (isLockSignal(err) || stoppedUnlocked) throw err;
     await save();
     throw err;
   }
