@@ -442,3 +442,28 @@ test("config - a config error writes nothing: the state dir and log file are not
     await s.close();
   }
 });
+
+test("config - a YAML file given with --config reads exactly as the same file found by the search (empty and comment-only files are no settings)", async () => {
+  const s = await scratch();
+  try {
+    const text = "# anchors and YAML 1.1 words, as js-yaml reads them\nrefresh: { interval: 90, threshold: 600 }\nrunners:\n  - { dir: /srv/runner-1, scope: &acme { org: acme }, name: runner-1, labels: [gpu, on] }\n  - { dir: /srv/runner-2, scope: *acme, name: runner-2 }\n";
+    await s.write(".runner-token-refreshrc.yaml", text);
+    await s.write("explicit.yaml", text);
+    const env = { ...s.env, GITHUB_TOKEN: FAKE_PAT };
+    const searched = await load(s.dir, env);
+    const explicit = await load(s.dir, env, { config: "explicit.yaml" });
+    const { configFile: _a, ...fromSearch } = searched as AgentConfig & { configFile?: string };
+    const { configFile: _b, ...fromPath } = explicit as AgentConfig & { configFile?: string };
+    assert.deepEqual(fromPath, fromSearch);
+    assert.equal(explicit.refresh.interval, 90);
+    assert.deepEqual(explicit.runners[0].labels, ["gpu", "on"], "`on` stays a word (YAML 1.2, as cosmiconfig reads it)");
+    assert.deepEqual(explicit.runners[1].scope, { org: "acme" });
+    for (const empty of ["", "# nothing set yet\n"]) {
+      await s.write("empty.yaml", empty);
+      const run = await runInProcess(["check", "--config", "empty.yaml"], { ...s.env, GITHUB_TOKEN: FAKE_PAT }, { cwd: s.dir });
+      assertError(run, 64, "scope");
+    }
+  } finally {
+    await s.close();
+  }
+});
