@@ -73,7 +73,7 @@ async function checkRunnerLocking(ctx: AgentContext, pass: PassState, runner: Ru
         return { kind: "aborted" };
       }
       if (!(err instanceof RunnerLockFailed)) throw err;
-      ctx.log.error({ runner: runner.name }, `cannot lock ${runner.dir}: ${errorMessage(err.cause)}: is the dir writable by this user?`);
+      logLockFailure(ctx, runner, err);
       memory.status = "failing";
       memory.lastError = err.message;
       ok = false;
@@ -89,7 +89,7 @@ async function checkRunnerLocking(ctx: AgentContext, pass: PassState, runner: Ru
       if (err instanceof AbortedError) return { kind: "aborted" };
       if (!(err instanceof RunnerLockFailed)) throw err;
       // Saved anyway: the failure must show in status and metrics.
-      ctx.log.error({ runner: runner.name }, `cannot lock ${runner.dir}: ${errorMessage(err.cause)}: is the dir writable by this user?`);
+      logLockFailure(ctx, runner, err);
       if (problem === null) {
         memory.status = "failing";
         memory.lastError = err.message;
@@ -100,6 +100,10 @@ async function checkRunnerLocking(ctx: AgentContext, pass: PassState, runner: Ru
     await saveMemory(ctx, runner, memory);
     return { kind: "checked", problem, memory };
   }
+}
+
+function logLockFailure(ctx: AgentContext, runner: RunnerConfig, err: RunnerLockFailed): void {
+  ctx.log.error({ runner: runner.name }, `cannot lock ${runner.dir}: ${errorMessage(err.cause)}: is the dir writable by this user?`);
 }
 
 /** checkRunner, with one runner's I/O trouble (EACCES on .runner, ENOSPC) recorded instead of thrown. */

@@ -14,9 +14,6 @@ export class AnswerHeaders {
     const had = this.#map.get(key);
     this.#map.set(key, had === undefined ? value : `${had}, ${value}`);
   }
-  set(name: string, value: string): void {
-    this.#map.set(name.toLowerCase(), value);
-  }
   delete(name: string): void {
     this.#map.delete(name.toLowerCase());
   }
